@@ -1,0 +1,37 @@
+//! All network access of the app. Pages call these functions; nothing else fetches.
+
+use gloo_net::http::Request;
+use serde::Deserialize;
+
+/// What a node says about itself at `GET /api/v1/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub version: String,
+    pub build: String,
+    pub protocol_version: String,
+}
+
+/// Why talking to a node failed, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("the node could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the node answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the node's answer was not understood: {0}")]
+    Malformed(String),
+}
+
+/// Asks the node that served the app (same origin) who it is.
+pub async fn node_info() -> Result<NodeInfo, ApiError> {
+    let response = Request::get("/api/v1/info")
+        .send()
+        .await
+        .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+    if !response.ok() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(ApiError::Status { status: response.status(), body });
+    }
+    response.json::<NodeInfo>().await.map_err(|e| ApiError::Malformed(e.to_string()))
+}

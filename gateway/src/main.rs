@@ -1,0 +1,68 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway::{Assets, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = Config::parse();
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // One line a newcomer can act on; details are already in the message.
+            eprintln!("gateway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let assets = if config.api_only {
+        Assets::None
+    } else {
+        Assets::folder(&config.assets).map_err(|e| e.to_string())?
+    };
+    let listener = gateway::bind(config.listen).await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, ?assets, "gateway listening");
+    // Printed on stdout so scripts and tests can find the URL, whatever the log level.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("Meterkast gateway listening on http://{addr}/");
+    }
+    gateway::serve(listener, gateway::app(&assets), shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (systemd's stop), so in-flight requests can finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,3 @@
+//! P1 (DSMR) telegrams: framing, CRC, line parsing and typed readings.
+
+pub mod crc;

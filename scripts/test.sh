@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test Meterkast has, after the idempotent setup. Stops at the first failing step.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$MK_ROOT"
+
+bash scripts/setup.sh
+
+step() {
+  local name="$1"; shift
+  printf '\n==> %s\n' "$name"
+  local start=$SECONDS
+  "$@"
+  printf '<== %s (%ss)\n' "$name" "$((SECONDS - start))"
+}
+
+step "format" cargo fmt --all --check
+step "clippy, native crates" cargo clippy --locked --all-targets -- -D warnings
+step "clippy, wasm32 (app and protocol)" \
+  cargo clippy --locked --target wasm32-unknown-unknown -p app -p protocol --all-targets -- -D warnings
+step "tests, native" cargo test --locked
+step "tests, protocol on wasm32 in headless Chromium" \
+  cargo test --locked --target wasm32-unknown-unknown -p protocol
+step "web app build (trunk, release)" trunk build --release --offline
+step "gateway build (release)" cargo build --locked --release -p gateway
+step "browser end-to-end (playwright-core + Debian chromium)" \
+  node --test --test-reporter=spec tools/e2e/
