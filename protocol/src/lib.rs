@@ -13,7 +13,10 @@
 //! timestamps and randomness come in as arguments; parsed values, bytes to send and typed errors
 //! go out. That is what lets every test here run natively and on `wasm32-unknown-unknown`.
 
+pub mod channel;
+pub mod crypto;
 pub mod p1;
+pub mod tangle;
 
 /// Version of the Meterkast protocol crate, as reported by every program's `info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1 @@
+//! Client for Meterkast tangle nodes, used by the Pi agent and the web app.

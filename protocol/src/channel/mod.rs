@@ -1,0 +1,1 @@
+//! Encrypted, authenticated meter streams: epochs, keyloads, rotation, checkpoints.
