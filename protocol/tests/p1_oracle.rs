@@ -18,6 +18,8 @@
 //! after dropping leading zeros, as `Decimal` does), unit and UTC instant. Where Meterkast knowingly
 //! differs, [`KNOWN_DIFFERENCES`] says so per case, and the lines Meterkast keeps beyond what
 //! dsmr_parser reports are listed per case in [`EXTRA_OBJECTS`] and checked.
+// Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))]
 // serde_json values make this test native-only; it needs no browser to be meaningful (the parser
 // it checks is the same code that the wasm32 tests in p1_fixtures.rs run).

@@ -58,6 +58,7 @@
 pub mod cipher;
 pub mod crc;
 pub mod framer;
+mod fuzzing;
 pub mod readings;
 pub mod registry;
 pub mod telegram;
@@ -68,6 +69,8 @@ pub use cipher::{
     CipherFrameError, CipherFrameIn, DecryptError, MeterKey, SMARTY_AUTHENTICATION_KEY,
 };
 pub use framer::{FrameError, FrameIn, Framer, FramerConfig};
+#[doc(hidden)]
+pub use fuzzing::fuzz_stream;
 pub use readings::{Country, Direction, Readings, TariffMeaning};
 pub use telegram::{CrcCheck, DataObject, LineError, MalformedLine, Telegram, TelegramError};
 pub use time::{DstFlag, Timestamp, UtcTime};

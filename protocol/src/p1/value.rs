@@ -51,7 +51,8 @@ impl ObisCode {
     }
 
     /// Parses the start of `text` as an OBIS code; returns it and the number of bytes used.
-    /// Accepts what meters send: 1–3 digit groups separated by `-`, `:`, `.`, `.`, optional `*F`.
+    /// Accepts what meters send: 1–3 digit groups separated by `-`, `:`, `.`, `.`, and an
+    /// optional F group as `*F` or `.F`.
     #[must_use]
     pub fn parse_prefix(text: &[u8]) -> Option<(Self, usize)> {
         let mut pos = 0;
@@ -68,7 +69,10 @@ impl ObisCode {
             }
         }
         let mut f = None;
-        if text.get(pos) == Some(&b'*') {
+        // The F group: `*F` on D0 meters, `.F` in the DSMR 4.2.2 specification example.
+        if matches!(text.get(pos), Some(b'*' | b'.'))
+            && text.get(pos + 1).is_some_and(u8::is_ascii_digit)
+        {
             let (value, used) = parse_group(&text[pos + 1..])?;
             f = Some(value);
             pos += 1 + used;
@@ -465,6 +469,8 @@ mod tests {
         assert_eq!(d0.f, Some(255));
         assert_eq!(used, 13);
         assert_eq!(d0.to_string(), "1-0:1.8.0*255");
+        let (dotted, _) = ObisCode::parse_prefix(b"1-0:31.7.0.255(001*A)").unwrap();
+        assert_eq!(dotted, ObisCode { f: Some(255), ..ObisCode::new(1, 0, 31, 7, 0) });
         assert!("1-0:1.8".parse::<ObisCode>().is_err());
         assert!("1-0:256.8.1".parse::<ObisCode>().is_err());
         assert!("1-0:1.8.1x".parse::<ObisCode>().is_err());
