@@ -1,30 +1,47 @@
 //! The Meterkast gateway: a tangle node with an HTTP API that also serves the web app.
 //!
 //! ```text
-//!  browser / pi-agent ──HTTP──► app() Router ──► /api/v1/…   (node API, JSON)
-//!                                          └──► /…         (web app from `dist/`, index fallback)
+//!  pi-agent / browser ──HTTP──► app() Router ─┬─► /api/v1/…  api.rs ──► Store (store.rs)
+//!                                             │     rate limit, CORS    one writer thread,
+//!                                             │     JSON errors         group commit, SQLite WAL
+//!                                             │                            │ after commit
+//!                                             │   /api/v1/subscribe ◄──────┘ broadcast (subscribe.rs)
+//!                                             ├─► /metrics              (metrics.rs, Prometheus text)
+//!                                             └─► /…                    (web app from `dist/`)
 //! ```
 //!
-//! [`app`] builds the whole `Router` without a socket, so tests drive it with `oneshot`;
-//! [`serve`] runs it on a bound listener until the shutdown future completes.
+//! [`Node`] owns the store and the node-wide settings; [`app`] builds the whole `Router` from it
+//! without a socket, so tests drive it with `oneshot`; [`serve`] runs it on a bound listener
+//! until the shutdown future completes, and [`Node::close`] then drains the writer.
 
+pub mod api;
 pub mod config;
 pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod store;
+pub mod subscribe;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::OriginalUri;
-use axum::routing::{any, get};
-use axum::{Json, Router};
-use serde::Serialize;
+use axum::routing::any;
+use protocol::tangle::Difficulty;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 use error::ApiError;
+use limits::RateLimit;
+use metrics::Metrics;
+use store::{Durability, Store, StoreError, StoreOptions};
 
 /// Name reported by `/api/v1/info`.
 pub const NAME: &str = "meterkast-gateway";
@@ -50,6 +67,8 @@ pub enum StartError {
     MissingAssets(PathBuf),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: io::Error },
+    #[error("{0} (point --store at a writable file)")]
+    Store(StoreError),
 }
 
 impl Assets {
@@ -63,22 +82,100 @@ impl Assets {
     }
 }
 
-/// Body of `GET /api/v1/info`.
-#[derive(Debug, Serialize)]
-pub struct NodeInfo {
-    pub name: &'static str,
-    pub version: &'static str,
-    pub build: &'static str,
-    pub protocol_version: &'static str,
+/// Everything a node needs to open, independent of how it was configured.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub store: StoreOptions,
+    pub difficulty: Difficulty,
+    /// `None` disables the per-client rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
-async fn info() -> Json<NodeInfo> {
-    Json(NodeInfo {
-        name: NAME,
-        version: env!("CARGO_PKG_VERSION"),
-        build: BUILD,
-        protocol_version: protocol::VERSION,
-    })
+impl NodeOptions {
+    /// Defaults for a store at `path`: full durability, the default difficulty, the default
+    /// rate limit. Tests and tools adjust fields from here.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            store: StoreOptions {
+                path: path.into(),
+                durability: Durability::Full,
+                max_bytes: None,
+                subscriber_buffer: 4096,
+            },
+            difficulty: Difficulty::new(12).unwrap_or(Difficulty::NONE),
+            rate_limit: Some(RateLimit { per_second: 50, burst: 100 }),
+        }
+    }
+
+    /// The options the command line asked for.
+    pub fn from_config(config: &Config) -> Result<Self, StartError> {
+        let difficulty = Difficulty::new(config.difficulty)
+            .map_err(|e| StartError::Store(StoreError::Internal(e.to_string())))?;
+        Ok(Self {
+            store: StoreOptions {
+                path: config.store.clone(),
+                durability: config.durability,
+                max_bytes: config.store_max_mib.map(|mib| mib.saturating_mul(1024 * 1024)),
+                subscriber_buffer: config.subscriber_buffer as usize,
+            },
+            difficulty,
+            rate_limit: RateLimit::new(config.rate_limit, config.rate_burst),
+        })
+    }
+}
+
+/// A running node: its store, settings and metrics. Cheap to clone (shared inside).
+#[derive(Debug, Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct NodeInner {
+    pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) options: NodeOptions,
+    pub(crate) limiter: Option<limits::Limiter>,
+    /// Cancelled when the node begins to shut down: live subscriptions end with a reason.
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Node {
+    /// Opens the store (recovering everything committed before) and prepares the node.
+    pub fn open(options: NodeOptions) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let store = Store::open(&options.store, Arc::clone(&metrics)).map_err(StartError::Store)?;
+        let limiter = options.rate_limit.map(limits::Limiter::new);
+        Ok(Self {
+            inner: Arc::new(NodeInner {
+                store,
+                metrics,
+                options,
+                limiter,
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The store, for tools and tests that look beneath the API.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Ends live subscriptions (each gets a closing event) so a graceful shutdown can finish.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Ends subscriptions, commits what is queued and closes the store.
+    pub fn close(&self) {
+        self.begin_shutdown();
+        self.inner.store.close();
+    }
 }
 
 /// Unknown API paths answer a JSON 404, never the app's index page.
@@ -86,19 +183,13 @@ async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::NotFound(uri.path().to_owned())
 }
 
-/// The node API. Every other path under `/api` is a JSON 404, so a typo in a client never gets
-/// the app's index page with a 200.
-fn api() -> Router {
-    Router::new()
-        .route("/api/v1/info", get(info))
+/// The whole HTTP surface of the gateway.
+pub fn app(node: &Node, assets: &Assets) -> Router {
+    let router = api::routes()
+        .into_router(node)
         .route("/api", any(api_not_found))
         .route("/api/", any(api_not_found))
-        .route("/api/{*rest}", any(api_not_found))
-}
-
-/// The whole HTTP surface of the gateway.
-pub fn app(assets: &Assets) -> Router {
-    let router = api();
+        .route("/api/{*rest}", any(api_not_found));
     let router = match assets {
         Assets::Folder(dir) => {
             // `fallback` (not `not_found_service`) so client-side routes answer 200 with index.html.
@@ -116,10 +207,13 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError>
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Connections carry the peer address, which the per-client rate limit keys on.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

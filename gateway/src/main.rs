@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gateway::{Assets, Config};
+use gateway::{Assets, Config, Node, NodeOptions};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -32,15 +32,33 @@ async fn run(config: Config) -> Result<(), String> {
     };
     let listener = gateway::bind(config.listen).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, ?assets, "gateway listening");
+    let node = Node::open(NodeOptions::from_config(&config).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        %addr,
+        ?assets,
+        store = %config.store.display(),
+        durability = ?config.durability,
+        difficulty = config.difficulty,
+        last_seq = node.store().last_seq(),
+        "gateway listening"
+    );
     // Printed on stdout so scripts and tests can find the URL, whatever the log level.
     #[allow(clippy::print_stdout)]
     {
         println!("Meterkast gateway listening on http://{addr}/");
     }
-    gateway::serve(listener, gateway::app(&assets), shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    let router = gateway::app(&node, &assets);
+    let stopping = node.clone();
+    let served = gateway::serve(listener, router, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing subscriptions, finishing requests");
+        stopping.begin_shutdown();
+    })
+    .await;
+    // Whatever ended serving, commit what was accepted and close the store cleanly.
+    node.close();
+    served.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! The gateway's HTTP surface: driven with `oneshot` (no socket) and, for start-up failures,
-//! through the real binary.
+//! through the real binary. The node API over a real socket is in `node_api.rs`.
 
 use std::process::{Command, Stdio};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use gateway::{Assets, app};
+use gateway::{Assets, Node, NodeOptions, app};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -16,6 +16,13 @@ fn assets_dir() -> tempfile::TempDir {
     std::fs::write(dir.path().join("index.html"), INDEX).expect("write index");
     std::fs::write(dir.path().join("style.css"), "body{}").expect("write css");
     dir
+}
+
+/// A node on a fresh store; the folder must outlive the node.
+fn node() -> (tempfile::TempDir, Node) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = Node::open(NodeOptions::new(dir.path().join("node.sqlite"))).expect("node");
+    (dir, node)
 }
 
 async fn get(router: axum::Router, path: &str) -> (StatusCode, Option<String>, String) {
@@ -34,7 +41,8 @@ async fn get(router: axum::Router, path: &str) -> (StatusCode, Option<String>, S
 
 #[tokio::test]
 async fn info_names_the_node_its_version_and_build() {
-    let (status, content_type, body) = get(app(&Assets::None), "/api/v1/info").await;
+    let (_dir, node) = node();
+    let (status, content_type, body) = get(app(&node, &Assets::None), "/api/v1/info").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type.as_deref(), Some("application/json"));
     let info: serde_json::Value = serde_json::from_str(&body).expect("json");
@@ -42,12 +50,18 @@ async fn info_names_the_node_its_version_and_build() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["build"], gateway::BUILD);
     assert_eq!(info["protocol_version"], protocol::VERSION);
+    assert_eq!(info["difficulty"], 12);
+    assert_eq!(info["durability"], "full");
+    assert_eq!(info["limits"]["max_body_bytes"], protocol::tangle::MAX_ENCODED_LEN);
+    assert_eq!(info["limits"]["max_payload_bytes"], protocol::tangle::MAX_PAYLOAD_LEN);
+    assert_eq!(info["limits"]["rate_limit"]["per_second"], 50);
 }
 
 #[tokio::test]
 async fn unknown_api_paths_answer_a_json_404_not_the_index() {
     let dir = assets_dir();
-    let router = app(&Assets::folder(dir.path()).expect("assets"));
+    let (_store, node) = node();
+    let router = app(&node, &Assets::folder(dir.path()).expect("assets"));
     for path in ["/api/v1/nope", "/api/v2/info", "/api/", "/api"] {
         let (status, content_type, body) = get(router.clone(), path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -61,7 +75,8 @@ async fn unknown_api_paths_answer_a_json_404_not_the_index() {
 #[tokio::test]
 async fn client_side_routes_fall_back_to_the_index_with_200() {
     let dir = assets_dir();
-    let router = app(&Assets::folder(dir.path()).expect("assets"));
+    let (_store, node) = node();
+    let router = app(&node, &Assets::folder(dir.path()).expect("assets"));
     let (status, _, body) = get(router.clone(), "/").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, INDEX));
     let (status, _, body) = get(router.clone(), "/wallet/devices").await;
@@ -73,9 +88,71 @@ async fn client_side_routes_fall_back_to_the_index_with_200() {
 
 #[tokio::test]
 async fn api_only_node_answers_json_404_everywhere_else() {
-    let (status, content_type, _) = get(app(&Assets::None), "/").await;
+    let (_dir, node) = node();
+    let (status, content_type, _) = get(app(&node, &Assets::None), "/").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(content_type.as_deref(), Some("application/json"));
+}
+
+/// Every route the router serves is described in `openapi.json`, and every described operation
+/// is served (the router's table is recorded as routes are registered, so it cannot drift).
+#[tokio::test]
+async fn the_openapi_description_covers_exactly_the_routes_served() {
+    let spec: serde_json::Value = serde_json::from_str(gateway::api::OPENAPI_JSON).expect("json");
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut described = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            described.push((method.clone(), path.clone()));
+        }
+    }
+    let mut served: Vec<(String, String)> = gateway::api::routes()
+        .described()
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    described.sort();
+    served.sort();
+    assert_eq!(described, served);
+
+    // And the node serves the same document.
+    let (_dir, node) = node();
+    let (status, content_type, body) = get(app(&node, &Assets::None), "/api/v1/openapi.json").await;
+    assert_eq!((status, content_type.as_deref()), (StatusCode::OK, Some("application/json")));
+    assert_eq!(body, gateway::api::OPENAPI_JSON);
+}
+
+/// Every `$ref` in the description points at something that exists.
+#[test]
+fn the_openapi_references_resolve() {
+    fn walk(value: &serde_json::Value, root: &serde_json::Value, refs: &mut usize) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(target) = map.get("$ref").and_then(|r| r.as_str()) {
+                    let pointer = target.strip_prefix('#').expect("local ref");
+                    assert!(root.pointer(pointer).is_some(), "dangling {target}");
+                    *refs += 1;
+                }
+                map.values().for_each(|v| walk(v, root, refs));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, root, refs)),
+            _ => {}
+        }
+    }
+    let spec: serde_json::Value = serde_json::from_str(gateway::api::OPENAPI_JSON).expect("json");
+    let mut refs = 0;
+    walk(&spec, &spec, &mut refs);
+    assert!(refs > 10, "the description uses shared schemas ({refs} refs)");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let (_dir, node) = node();
+    let (status, content_type, body) = get(app(&node, &Assets::None), "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.expect("type").starts_with("application/openmetrics-text"));
+    assert!(body.contains("# TYPE meterkast_node_commit_seconds histogram"), "{body}");
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
 }
 
 #[test]
@@ -107,11 +184,38 @@ fn refuses_to_start_on_a_taken_port_with_one_clear_line() {
 }
 
 #[test]
+fn refuses_to_start_on_an_unusable_store_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A store path below a regular file cannot be created.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").expect("write");
+    let store = blocker.join("node.sqlite");
+    let (ok, stderr) = run_gateway(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--api-only",
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
+    assert!(!ok);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("gateway: cannot open the store at "), "{stderr}");
+    assert!(stderr.contains("--store"), "{stderr}");
+}
+
+#[test]
 fn refuses_to_start_without_its_asset_folder_with_one_clear_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("dist");
-    let (ok, stderr) =
-        run_gateway(&["--listen", "127.0.0.1:0", "--assets", missing.to_str().expect("utf-8")]);
+    let store = dir.path().join("node.sqlite");
+    let (ok, stderr) = run_gateway(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--assets",
+        missing.to_str().expect("utf-8"),
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
     assert!(!ok);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("has no index.html"), "{stderr}");

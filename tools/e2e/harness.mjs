@@ -1,6 +1,8 @@
 // Shared helpers for the browser end-to-end tests: start the release gateway on a free loopback
 // port (port 0; the gateway prints the address it got) and stop it again.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,7 +22,10 @@ export const CHROMIUM_ARGS = [
 
 export async function startGateway(extraArgs = []) {
   const bin = join(ROOT, 'target', 'release', 'gateway');
-  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--assets', join(ROOT, 'dist'), ...extraArgs], {
+  // Each run gets its own throw-away message store, removed again by stop().
+  const storeDir = mkdtempSync(join(tmpdir(), 'mk-e2e-store-'));
+  const store = join(storeDir, 'node.sqlite');
+  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--assets', join(ROOT, 'dist'), '--store', store, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
@@ -38,11 +43,14 @@ export async function startGateway(extraArgs = []) {
   });
   return {
     url,
+    store,
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(storeDir, { recursive: true, force: true });
     },
   };
 }
