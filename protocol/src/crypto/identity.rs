@@ -268,9 +268,8 @@ impl fmt::Debug for PartyKeys {
 }
 
 /// Builds the ML-DSA-65 and ML-KEM-768 keys from their FIPS seeds. This is the exact code path
-/// the known-answer tests drive with Wycheproof seeds.
-#[doc(hidden)]
-pub fn keys_from_seeds(
+/// the known-answer tests drive with Wycheproof seeds (through [`super::fips::FipsKeyPair`]).
+pub(crate) fn keys_from_seeds(
     xi: &[u8; 32],
     d_z: &[u8; 64],
 ) -> (Box<ExpandedSigningKey<MlDsa65>>, Box<DecapsulationKey768>) {

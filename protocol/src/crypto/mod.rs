@@ -26,6 +26,7 @@
 
 mod aead;
 mod error;
+pub mod fips;
 mod identity;
 mod kdf;
 mod kem;

@@ -41,8 +41,18 @@ pub(crate) fn sign(
     message: &[u8],
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<u8>, CryptoError> {
-    let signature =
-        key.sign_randomized(message, context.as_bytes(), rng).map_err(|_| CryptoError::Signing)?;
+    sign_with_context_bytes(key, context.as_bytes(), message, rng)
+}
+
+/// FIPS 204 ML-DSA.Sign (hedged) with arbitrary context bytes; fails if the context is longer
+/// than 255 bytes.
+pub(crate) fn sign_with_context_bytes(
+    key: &ExpandedSigningKey<MlDsa65>,
+    context: &[u8],
+    message: &[u8],
+    rng: &mut impl CryptoRng,
+) -> Result<Vec<u8>, CryptoError> {
+    let signature = key.sign_randomized(message, context, rng).map_err(|_| CryptoError::Signing)?;
     Ok(signature.encode().to_vec())
 }
 
@@ -53,9 +63,19 @@ pub(crate) fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), CryptoError> {
+    verify_with_context_bytes(key, context.as_bytes(), message, signature)
+}
+
+/// FIPS 204 ML-DSA.Verify with arbitrary context bytes.
+pub(crate) fn verify_with_context_bytes(
+    key: &VerifyingKey<MlDsa65>,
+    context: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
     let signature =
         Signature::<MlDsa65>::try_from(signature).map_err(|_| CryptoError::BadSignature)?;
-    if key.verify_with_context(message, context.as_bytes(), &signature) {
+    if key.verify_with_context(message, context, &signature) {
         Ok(())
     } else {
         Err(CryptoError::BadSignature)
