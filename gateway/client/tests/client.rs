@@ -1,0 +1,156 @@
+//! The client against real nodes on loopback sockets: publish to all, read from any, follow
+//! with fail-over.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::time::Duration;
+
+use gateway::{Assets, Node, NodeOptions};
+use protocol::tangle::{Address, Difficulty};
+use tangle_client::{Client, ClientError, FollowEvent};
+
+struct Running {
+    url: String,
+    node: Node,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(difficulty: u8) -> Running {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = NodeOptions::new(dir.path().join("node.sqlite"));
+    options.difficulty = Difficulty::new(difficulty).expect("difficulty");
+    options.rate_limit = None;
+    let node = Node::open(options).expect("node");
+    let listener = gateway::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = gateway::app(&node, &Assets::None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopping = node.clone();
+    let server = tokio::spawn(async move {
+        gateway::serve(listener, router, async move {
+            let _ = stopped.await;
+            stopping.begin_shutdown();
+        })
+        .await
+        .expect("serve");
+    });
+    Running { url, node, stop, server, _dir: dir }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("stops in time")
+            .expect("server task");
+        self.node.close();
+    }
+}
+
+#[tokio::test]
+async fn publish_reaches_every_node_at_the_highest_difficulty_and_reads_come_from_any() {
+    let (easy, hard) = (start(4).await, start(10).await);
+    let client = Client::new([easy.url.clone(), hard.url.clone()]).unwrap();
+    assert_eq!(client.difficulty().await.unwrap().bits(), 10);
+
+    let address = Address([3; 32]);
+    let report = client.publish(address, 1_000, b"reading".to_vec()).await.unwrap();
+    assert_eq!(report.acknowledged.len(), 2, "{:?}", report.failed);
+    assert!(report.message.check_work(Difficulty::new(10).unwrap()).is_ok());
+    assert_eq!(report.message.parents(), [protocol::tangle::MessageId::GENESIS]);
+
+    // The next message approves the first (the tips of the first node).
+    let second = client.publish(address, 2_000, b"next".to_vec()).await.unwrap();
+    assert_eq!(second.message.parents(), [report.id]);
+
+    let page = client.list(1, address, 0, 10).await.unwrap();
+    let ids: Vec<_> = page.messages.iter().map(|(_, m)| m.id()).collect();
+    assert_eq!(ids, [report.id, second.id]);
+
+    // One node down: reads fall through to the other, publishing still succeeds and says who
+    // failed.
+    easy.stop().await;
+    assert_eq!(client.fetch(report.id).await.unwrap(), report.message);
+    let partial = client.publish(address, 3_000, b"degraded".to_vec()).await.unwrap();
+    assert_eq!(partial.acknowledged.len(), 1);
+    assert_eq!(partial.failed.len(), 1);
+    assert!(matches!(partial.failed[0], ClientError::Transport { .. }));
+
+    let missing = protocol::tangle::MessageId([0x42; 32]);
+    assert!(matches!(client.fetch(missing).await, Err(ClientError::AllFailed(_))));
+    hard.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_error_is_reported_with_its_code() {
+    let node = start(0).await;
+    let client = Client::new([node.url.clone()]).unwrap();
+    let missing = protocol::tangle::MessageId([0x42; 32]);
+    assert!(matches!(client.fetch(missing).await, Err(ClientError::NotFound(id)) if id == missing));
+    node.stop().await;
+}
+
+async fn next_event(follow: &mut tangle_client::Follow) -> Result<FollowEvent, ClientError> {
+    let event = tokio::time::timeout(Duration::from_secs(20), follow.next()).await;
+    event.expect("an event within 20 s").expect("a follow never ends")
+}
+
+#[tokio::test]
+async fn follow_replays_goes_live_and_fails_over_without_gaps_or_duplicates() {
+    let (first, second) = (start(0).await, start(0).await);
+    let client = Client::new([first.url.clone(), second.url.clone()]).unwrap();
+    let address = Address([9; 32]);
+    let mut published = Vec::new();
+    for n in 0..10 {
+        published.push(client.publish(address, n, vec![n as u8]).await.unwrap().id);
+    }
+    let mut follow = client.follow(vec![address], Some(0));
+    let mut received = Vec::new();
+    loop {
+        match next_event(&mut follow).await.unwrap() {
+            FollowEvent::Message(m) => received.push(m.id),
+            FollowEvent::Live { node } => {
+                assert_eq!(node, first.url);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(received, published);
+
+    // A live message arrives as it is stored.
+    let live = client.publish(address, 10, vec![10]).await.unwrap().id;
+    match next_event(&mut follow).await.unwrap() {
+        FollowEvent::Message(m) => assert_eq!(m.id, live),
+        other => panic!("{other:?}"),
+    }
+    published.push(live);
+
+    // The first node shuts down: the follow is told why, fails over to the second node, and
+    // continues after the last message it delivered there.
+    first.stop().await;
+    let mut later = Vec::new();
+    for n in 11..16 {
+        later.push(client.publish(address, n, vec![n as u8]).await.unwrap().id);
+    }
+    let mut after_failover = Vec::new();
+    let mut saw_shutdown = false;
+    while after_failover.len() < later.len() {
+        match next_event(&mut follow).await {
+            Ok(FollowEvent::Message(m)) => {
+                assert_eq!(m.node, second.url);
+                after_failover.push(m.id);
+            }
+            Ok(FollowEvent::Reconnecting { reason, .. }) => {
+                saw_shutdown |= reason == "shutting_down"
+            }
+            Ok(FollowEvent::Live { .. }) | Err(ClientError::Transport { .. }) => {}
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(saw_shutdown);
+    assert_eq!(after_failover, later, "no gap, no duplicate across the fail-over");
+    second.stop().await;
+}
