@@ -172,12 +172,14 @@ impl<'a> Iterator for Values<'a> {
     type Item = RawValue<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        // Validated at parse time: only groups separated by blanks remain.
-        let rest = self.rest.trim_start();
-        let inner_and_rest = rest.strip_prefix('(')?;
-        let close = inner_and_rest.find(')')?;
-        self.rest = &inner_and_rest[close + 1..];
-        Some(RawValue::new(&inner_and_rest[..close]))
+        // Validated at parse time: only `(…)` groups separated by blanks and line ends remain,
+        // so a byte scan suffices (no Unicode trimming, no memchr call for short values).
+        let bytes = self.rest.as_bytes();
+        let open = bytes.iter().position(|&byte| byte == b'(')?;
+        let close = open + 1 + bytes[open + 1..].iter().position(|&byte| byte == b')')?;
+        let inner = &self.rest[open + 1..close];
+        self.rest = &self.rest[close + 1..];
+        Some(RawValue::new(inner))
     }
 }
 
@@ -222,11 +224,16 @@ impl<'a> Telegram<'a> {
         let mut pos = header_end + 1;
         while pos < end {
             let line_end = memchr(b'\n', &bytes[pos..end]).map_or(end, |i| pos + i);
-            let raw_line = &text[pos..line_end];
-            let line = raw_line.trim_end_matches(['\r', ' ', '\t']);
-            let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
-            let line_start = pos + indent;
-            let line = &line[indent..];
+            // Trim by index (CR and stray blanks at the end, blanks at the start).
+            let mut trimmed_end = line_end;
+            while trimmed_end > pos && matches!(bytes[trimmed_end - 1], b'\r' | b' ' | b'\t') {
+                trimmed_end -= 1;
+            }
+            let mut line_start = pos;
+            while line_start < trimmed_end && matches!(bytes[line_start], b' ' | b'\t') {
+                line_start += 1;
+            }
+            let line = &text[line_start..trimmed_end];
             pos = line_end + 1;
             if line.is_empty() {
                 continue;

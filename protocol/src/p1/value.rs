@@ -55,50 +55,45 @@ impl ObisCode {
     /// optional F group as `*F` or `.F`.
     #[must_use]
     pub fn parse_prefix(text: &[u8]) -> Option<(Self, usize)> {
+        // One pass, no slicing: this runs once per line of every telegram.
+        const SEPARATORS: [u8; 4] = [b'-', b':', b'.', b'.'];
+        let mut groups = [0u16; 6];
+        let mut index = 0;
+        let mut digits = 0;
         let mut pos = 0;
-        let mut groups = [0u8; 5];
-        for (index, separator) in [b'-', b':', b'.', b'.', 0].into_iter().enumerate() {
-            let (value, used) = parse_group(&text[pos..])?;
-            groups[index] = value;
-            pos += used;
-            if separator != 0 {
-                if text.get(pos) != Some(&separator) {
+        while let Some(&byte) = text.get(pos) {
+            if byte.is_ascii_digit() {
+                if digits == 3 {
                     return None;
                 }
-                pos += 1;
+                groups[index] = groups[index] * 10 + u16::from(byte - b'0');
+                digits += 1;
+            } else if digits == 0 {
+                return None;
+            } else if index < 4 && byte == SEPARATORS[index] {
+                index += 1;
+                digits = 0;
+            } else if index == 4
+                && matches!(byte, b'*' | b'.')
+                && text.get(pos + 1).is_some_and(u8::is_ascii_digit)
+            {
+                // The F group: `*F` on D0 meters, `.F` in the DSMR 4.2.2 specification example.
+                index = 5;
+                digits = 0;
+            } else {
+                break;
             }
+            pos += 1;
         }
-        let mut f = None;
-        // The F group: `*F` on D0 meters, `.F` in the DSMR 4.2.2 specification example.
-        if matches!(text.get(pos), Some(b'*' | b'.'))
-            && text.get(pos + 1).is_some_and(u8::is_ascii_digit)
-        {
-            let (value, used) = parse_group(&text[pos + 1..])?;
-            f = Some(value);
-            pos += 1 + used;
+        if index < 4 || digits == 0 {
+            return None;
         }
-        let [a, b, c, d, e] = groups;
-        Some((ObisCode { a, b, c, d, e, f }, pos))
+        let group = |i: usize| u8::try_from(groups[i]).ok();
+        let f = if index == 5 { Some(group(5)?) } else { None };
+        let code =
+            ObisCode { a: group(0)?, b: group(1)?, c: group(2)?, d: group(3)?, e: group(4)?, f };
+        Some((code, pos))
     }
-}
-
-/// One decimal group of an OBIS code: 1–3 digits, value ≤ 255.
-fn parse_group(text: &[u8]) -> Option<(u8, usize)> {
-    let mut value: u16 = 0;
-    let mut used = 0;
-    while used < 3 {
-        match text.get(used) {
-            Some(digit @ b'0'..=b'9') => {
-                value = value * 10 + u16::from(digit - b'0');
-                used += 1;
-            }
-            _ => break,
-        }
-    }
-    if used == 0 {
-        return None;
-    }
-    Some((u8::try_from(value).ok()?, used))
 }
 
 /// Error of [`ObisCode::from_str`].
@@ -372,7 +367,8 @@ impl<'a> RawValue<'a> {
     /// Splits the inside of a `(…)` group at its last `*`.
     #[must_use]
     pub fn new(inner: &'a str) -> Self {
-        match inner.rfind('*') {
+        // Values are short: a plain backwards scan beats a memrchr call.
+        match inner.bytes().rposition(|byte| byte == b'*') {
             Some(star) => RawValue { text: &inner[..star], unit: Some(&inner[star + 1..]) },
             None => RawValue { text: inner, unit: None },
         }
