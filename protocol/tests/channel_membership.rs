@@ -170,8 +170,12 @@ fn an_old_message_replayed_at_a_new_position_is_rejected() {
 
     // An attacker copies the first data message to the next address the reader watches.
     let old = tangle.log.iter().find(|i| i.kind == OutgoingKind::Data).unwrap().payload.clone();
-    let watched = reader.follower.watch_addresses();
-    let next = watched[1]; // [0] is the inbox
+    let next = reader
+        .follower
+        .watch_addresses()
+        .into_iter()
+        .find(|address| !tangle.messages.contains_key(address))
+        .unwrap();
     tangle.insert_raw(next, old);
     let events = reader.sync(&tangle, 5);
     assert!(

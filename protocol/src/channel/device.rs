@@ -28,10 +28,13 @@ use super::epoch::{Address, EpochId, EpochKeys, StreamId, Tier};
 use super::error::ChannelError;
 use super::reading::Reading;
 use super::wire::{
-    self, CheckpointBody, CheckpointKind, DataBody, EpochLink, KeyloadBody,
-    MAX_CHECKPOINT_COVERAGE, MAX_READINGS_PER_MESSAGE,
+    self, CheckpointBody, CheckpointKind, DataBody, EpochLink, KEYLOAD_LEN, KeyloadBatch,
+    KeyloadBody, MAX_CHECKPOINT_COVERAGE, MAX_KEYLOADS_PER_BATCH, MAX_KEYLOADS_PER_ROTATION,
+    MAX_READINGS_PER_MESSAGE, MAX_STREAM_PAYLOAD,
 };
-use crate::crypto::{PUBLIC_KEYS_LEN, PartyId, PartyKeys, PublicKeys, Role, SignatureContext};
+use crate::crypto::{
+    PUBLIC_KEYS_LEN, PartyId, PartyKeys, PublicKeys, Role, SIGNATURE_LEN, SignatureContext,
+};
 
 /// What an [`Outgoing`] item is, for the driver's bookkeeping and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,8 @@ pub enum OutgoingKind {
     Checkpoint,
     /// A signed rotation (checkpoint + keyloads for the remaining members).
     Rotation,
+    /// Keyloads of a large rotation that did not fit into it, published just before it.
+    KeyloadBatch,
     /// A signed keyload posted to a provider's inbox.
     InboxKeyload,
 }
@@ -74,7 +79,7 @@ impl StreamConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct StreamPublisher {
     config: StreamConfig,
     stream: StreamId,
@@ -123,6 +128,12 @@ impl StreamPublisher {
         }
         let address = self.epoch.address(seq);
         let payload = wire::seal_stream_payload(&self.epoch, seq, body, rng)?;
+        if payload.len() > MAX_STREAM_PAYLOAD {
+            return Err(ChannelError::PayloadTooLarge {
+                len: payload.len(),
+                max: MAX_STREAM_PAYLOAD,
+            });
+        }
         let digest = wire::message_digest(&address, &payload);
         Ok((Outgoing { address, payload, kind }, digest))
     }
@@ -175,16 +186,26 @@ impl StreamPublisher {
     }
 
     /// Ends the epoch with a signed rotation carrying keyloads for `remaining`, and switches to
-    /// a fresh epoch. Stage-then-commit: nothing changes unless every step succeeded.
+    /// a fresh epoch. Keyloads that do not fit the rotation message go into keyload-batch
+    /// messages just before it, which the rotation's checkpoint covers (so they are as
+    /// authentic as the rotation). Stage-then-commit: nothing changes unless every step
+    /// succeeded.
     fn rotate(
         &mut self,
         remaining: &BTreeMap<PartyId, PublicKeys>,
         now: u64,
         device: &PartyKeys,
         rng: &mut impl CryptoRng,
-    ) -> Result<(Outgoing, EpochLink), ChannelError> {
+    ) -> Result<Vec<Outgoing>, ChannelError> {
+        let mut staged = self.clone();
         let next_epoch = fresh_epoch(self.stream, rng);
-        let rotation_seq = self.next_seq;
+        let total = remaining.len();
+        // Room for keyloads in the rotation itself, next to its digest list and signature.
+        let fixed = 256 + SIGNATURE_LEN + 32 * self.uncovered.len();
+        let inline_room =
+            (MAX_STREAM_PAYLOAD.saturating_sub(fixed) / KEYLOAD_LEN).min(MAX_KEYLOADS_PER_ROTATION);
+        let batches = if total <= inline_room { 0 } else { total.div_ceil(MAX_KEYLOADS_PER_BATCH) };
+        let rotation_seq = self.next_seq.saturating_add(batches as u64);
         let link = EpochLink { epoch: self.epoch.id(), end_seq: rotation_seq.saturating_add(1) };
         let body = KeyloadBody {
             stream: self.stream,
@@ -200,17 +221,38 @@ impl StreamPublisher {
             .collect::<Result<Vec<_>, _>>()?;
         // Sorted by (pseudorandom) ciphertext: the order says nothing about who the members are.
         keyloads.sort_unstable();
+        let mut out = Vec::with_capacity(batches + 1);
+        let inline = if batches == 0 {
+            keyloads
+        } else {
+            for chunk in keyloads.chunks(MAX_KEYLOADS_PER_BATCH) {
+                let batch = KeyloadBatch {
+                    prev_digest: staged.last_digest,
+                    time: now,
+                    keyloads: chunk.to_vec(),
+                };
+                let (item, digest) =
+                    staged.seal_next(&batch.encode(), OutgoingKind::KeyloadBatch, rng)?;
+                staged.next_seq += 1;
+                staged.last_digest = digest;
+                staged.uncovered.push(digest);
+                staged.oldest_uncovered_time.get_or_insert(now);
+                out.push(item);
+            }
+            Vec::new()
+        };
         let rotation =
-            self.checkpoint_body(CheckpointKind::Rotation, keyloads, now, device, rng)?;
-        let (item, _) = self.seal_next(&rotation, OutgoingKind::Rotation, rng)?;
-        // Commit.
-        self.epoch = next_epoch;
-        self.next_seq = 0;
-        self.last_digest = [0; 32];
-        self.uncovered_first = 0;
-        self.uncovered.clear();
-        self.oldest_uncovered_time = None;
-        Ok((item, link))
+            staged.checkpoint_body(CheckpointKind::Rotation, inline, now, device, rng)?;
+        let (item, _) = staged.seal_next(&rotation, OutgoingKind::Rotation, rng)?;
+        out.push(item);
+        staged.epoch = next_epoch;
+        staged.next_seq = 0;
+        staged.last_digest = [0; 32];
+        staged.uncovered_first = 0;
+        staged.uncovered.clear();
+        staged.oldest_uncovered_time = None;
+        *self = staged;
+        Ok(out)
     }
 
     fn inbox_keyload(
@@ -372,10 +414,10 @@ impl DeviceChannel {
             return Err(ChannelError::AlreadyMember(member.id()));
         }
         let existing = stream.members.clone();
-        let (rotation, _) = stream.rotate(&existing, now, keys, rng)?;
-        let keyload = stream.inbox_keyload(&member, None, now, keys, rng)?;
+        let mut out = stream.rotate(&existing, now, keys, rng)?;
+        out.push(stream.inbox_keyload(&member, None, now, keys, rng)?);
         stream.members.insert(member.id(), member);
-        Ok(vec![rotation, keyload])
+        Ok(out)
     }
 
     /// Revokes `member`: the epoch ends with a rotation whose keyloads go to the remaining
@@ -394,9 +436,9 @@ impl DeviceChannel {
         }
         let mut remaining = stream.members.clone();
         remaining.remove(&member);
-        let (rotation, _) = stream.rotate(&remaining, now, keys, rng)?;
+        let out = stream.rotate(&remaining, now, keys, rng)?;
         stream.members = remaining;
-        Ok(vec![rotation])
+        Ok(out)
     }
 
     /// Serializes what must survive a restart: streams, their members, and where each current

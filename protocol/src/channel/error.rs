@@ -48,6 +48,14 @@ pub enum ChannelError {
     /// The epoch has used every sequence number (2⁶⁴); rotate.
     #[error("sequence numbers exhausted")]
     SequenceExhausted,
+    /// The encoded message would not fit one tangle payload (fewer readings per message).
+    #[error("message of {len} bytes exceeds the {max}-byte payload cap")]
+    PayloadTooLarge {
+        /// Encoded size.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
     /// A checkpoint would cover more messages than the format allows; checkpoint more often.
     #[error("too many uncovered messages for one checkpoint")]
     CheckpointTooLarge,

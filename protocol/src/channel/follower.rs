@@ -30,8 +30,8 @@ use super::epoch::{Address, EpochId, EpochKeys, StreamId, Tier};
 use super::error::ChannelError;
 use super::reading::Reading;
 use super::wire::{
-    self, CheckpointBody, CheckpointKind, DataBody, EpochLink, InboxRejection, KeyloadBody,
-    MessageRejection, StreamBody,
+    self, CheckpointBody, CheckpointKind, DataBody, EpochLink, InboxRejection, KeyloadBatch,
+    KeyloadBody, MessageRejection, StreamBody,
 };
 use crate::crypto::{
     self, AEAD_NONCE_LEN, PUBLIC_KEYS_LEN, PartyId, PartyKeys, PublicKeys, SignatureContext,
@@ -163,10 +163,34 @@ pub enum FollowerEvent {
     },
 }
 
+/// An authentic-looking message not yet settled by a checkpoint.
+#[derive(Debug, Clone)]
+enum CandidateBody {
+    Data(DataBody),
+    Keyloads(KeyloadBatch),
+}
+
+impl CandidateBody {
+    fn encode(&self) -> Result<Vec<u8>, ChannelError> {
+        Ok(match self {
+            Self::Data(data) => data.encode()?,
+            Self::Keyloads(batch) => batch.encode(),
+        })
+    }
+}
+
+/// A rotation that held no keyload for this follower while some keyload batches it covers
+/// were still missing: whether access continues is decided when they arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AwaitingRotation {
+    link: EpochLink,
+    covered_from: u64,
+}
+
 #[derive(Debug, Clone)]
 struct Candidate {
     digest: [u8; 32],
-    body: DataBody,
+    body: CandidateBody,
     received_at: u64,
     reported_unconfirmed: bool,
 }
@@ -200,6 +224,7 @@ struct EpochReader {
     end_seq: Option<u64>,
     /// The device restarted into a new epoch; no further checkpoint will come here.
     abandoned: bool,
+    awaiting_rotation: Option<AwaitingRotation>,
     highest_seen: Option<u64>,
     /// Lowest position not yet settled.
     settled_floor: u64,
@@ -220,6 +245,7 @@ impl EpochReader {
             start_seq,
             end_seq: None,
             abandoned: false,
+            awaiting_rotation: None,
             highest_seen: None,
             settled_floor: start_seq,
             settled: BTreeMap::new(),
@@ -339,6 +365,13 @@ impl ProviderFollower {
                 reader.refresh_index(lookahead);
                 let until = reader.window_end(lookahead);
                 let open_epoch = reader.end_seq.is_none() && !stream.revoked;
+                // Gaps a checkpoint already settled: the message may still turn up late.
+                let index_floor = reader.indexed_from;
+                for (seq, settled) in reader.settled.range(index_floor..reader.settled_floor) {
+                    if matches!(settled, Settled::Data { received: false, .. }) {
+                        out.push(reader.keys.address(*seq));
+                    }
+                }
                 for seq in reader.settled_floor..until {
                     let awaited = match reader.settled.get(&seq) {
                         Some(Settled::Data { received, .. }) => !received,
@@ -556,7 +589,7 @@ fn process_stream_payload(
                     });
                     reader.pending.entry(seq).or_default().push(Candidate {
                         digest,
-                        body: data,
+                        body: CandidateBody::Data(data),
                         received_at: now,
                         reported_unconfirmed: reader.abandoned,
                     });
@@ -564,6 +597,30 @@ fn process_stream_payload(
                         events.push(FollowerEvent::Unconfirmed { position });
                     }
                 }
+            }
+            None
+        }
+        StreamBody::Keyloads(batch) => {
+            note_arrival(reader, seq, digest, &batch.prev_digest, events);
+            match reader.settled.get(&seq).copied() {
+                Some(Settled::Data { digest: expected, received: false }) if expected == digest => {
+                    reader.settled.insert(seq, Settled::Data { digest, received: true });
+                    return resolve_awaiting_rotation(
+                        stream,
+                        epoch_index,
+                        &batch.keyloads,
+                        me,
+                        events,
+                    );
+                }
+                Some(_) => events.push(FollowerEvent::Forged { position }),
+                None => reader.pending.entry(seq).or_default().push(Candidate {
+                    digest,
+                    body: CandidateBody::Keyloads(batch),
+                    received_at: now,
+                    // Keyloads are not readings: nothing to report as unconfirmed.
+                    reported_unconfirmed: true,
+                }),
             }
             None
         }
@@ -589,9 +646,17 @@ fn process_stream_payload(
                 return None;
             }
             note_arrival(reader, seq, digest, &checkpoint.prev_digest, events);
-            apply_checkpoint(reader, seq, digest, &checkpoint, events);
+            let batch_keyloads = apply_checkpoint(reader, seq, digest, &checkpoint, events);
             if checkpoint.kind == CheckpointKind::Rotation {
-                return follow_rotation(stream, epoch_index, seq, &checkpoint, me, events);
+                return follow_rotation(
+                    stream,
+                    epoch_index,
+                    seq,
+                    &checkpoint,
+                    batch_keyloads,
+                    me,
+                    events,
+                );
             }
             None
         }
@@ -628,15 +693,17 @@ fn note_arrival(
     }
 }
 
-/// Settles every position a verified checkpoint covers.
+/// Settles every position a verified checkpoint covers; returns the keyloads of the keyload
+/// batches it verified (they belong to the rotation that follows them).
 fn apply_checkpoint(
     reader: &mut EpochReader,
     seq: u64,
     digest: [u8; 32],
     checkpoint: &CheckpointBody,
     events: &mut Vec<FollowerEvent>,
-) {
+) -> Vec<Vec<u8>> {
     let mut missing = Vec::new();
+    let mut keyloads = Vec::new();
     for (pos, expected) in (checkpoint.first_seq..).zip(&checkpoint.digests) {
         if pos < reader.start_seq || reader.settled.contains_key(&pos) {
             continue;
@@ -647,11 +714,14 @@ fn apply_checkpoint(
         for candidate in candidates {
             if candidate.digest == *expected && !received {
                 received = true;
-                events.push(FollowerEvent::Verified {
-                    position,
-                    time: candidate.body.time,
-                    readings: candidate.body.readings,
-                });
+                match candidate.body {
+                    CandidateBody::Data(data) => events.push(FollowerEvent::Verified {
+                        position,
+                        time: data.time,
+                        readings: data.readings,
+                    }),
+                    CandidateBody::Keyloads(batch) => keyloads.extend(batch.keyloads),
+                }
             } else {
                 events.push(FollowerEvent::Forged { position });
             }
@@ -670,44 +740,101 @@ fn apply_checkpoint(
         events.push(FollowerEvent::Gap { missing });
     }
     reader.advance_floor();
+    keyloads
 }
 
-/// Ends the epoch at a verified rotation and looks for this follower's keyload in it.
+/// Finds this follower's keyload among `keyloads` for the rotation that ends `link.epoch`.
+fn find_keyload(
+    reader: &EpochReader,
+    keyloads: &[Vec<u8>],
+    link: EpochLink,
+    me: &PartyKeys,
+) -> Option<KeyloadBody> {
+    keyloads.iter().find_map(|keyload| {
+        wire::open_rotation_keyload(me, keyload)
+            .filter(|body| body.stream == reader.keys.stream() && body.previous == Some(link))
+    })
+}
+
+/// Ends the epoch at a verified rotation and looks for this follower's keyload in it and in the
+/// keyload batches it covers.
 fn follow_rotation(
     stream: &mut StreamFollower,
     epoch_index: usize,
     seq: u64,
     rotation: &CheckpointBody,
+    mut keyloads: Vec<Vec<u8>>,
     me: &PartyKeys,
     events: &mut Vec<FollowerEvent>,
 ) -> Option<KeyloadBody> {
     let reader = stream.epochs.get_mut(epoch_index)?;
-    let from = reader.keys.id();
     let end = seq.saturating_add(1);
     reader.end_seq = Some(end);
     // Anything pending after the end can only be a key holder's forgery.
     for (pos, _) in reader.pending.split_off(&end) {
         events.push(FollowerEvent::Forged { position: reader.position(pos) });
     }
-    let link = EpochLink { epoch: from, end_seq: end };
-    let mine = rotation.keyloads.iter().find_map(|keyload| {
-        wire::open_rotation_keyload(me, keyload)
-            .filter(|body| body.stream == reader.keys.stream() && body.previous == Some(link))
-    });
-    match mine {
-        Some(keyload) => {
-            let to = EpochKeys::new(keyload.stream, keyload.epoch_key).id();
-            events.push(FollowerEvent::Rotated { tier: stream.tier, from, to });
-            Some(keyload)
-        }
-        None => {
-            // Only the newest epoch decides whether access continues.
-            if epoch_index + 1 == stream.epochs.len() {
-                stream.revoked = true;
-                events.push(FollowerEvent::Revoked { tier: stream.tier, last_epoch: from });
-            }
-            None
-        }
+    let link = EpochLink { epoch: reader.keys.id(), end_seq: end };
+    keyloads.extend(rotation.keyloads.iter().cloned());
+    if let Some(keyload) = find_keyload(reader, &keyloads, link, me) {
+        return Some(rotated(stream, link.epoch, keyload, events));
+    }
+    reader.awaiting_rotation = Some(AwaitingRotation { link, covered_from: rotation.first_seq });
+    decide_revocation(stream, epoch_index, events);
+    None
+}
+
+fn rotated(
+    stream: &StreamFollower,
+    from: EpochId,
+    keyload: KeyloadBody,
+    events: &mut Vec<FollowerEvent>,
+) -> KeyloadBody {
+    let to = EpochKeys::new(keyload.stream, keyload.epoch_key).id();
+    events.push(FollowerEvent::Rotated { tier: stream.tier, from, to });
+    keyload
+}
+
+/// A late keyload batch of a rotation that had no keyload for us so far.
+fn resolve_awaiting_rotation(
+    stream: &mut StreamFollower,
+    epoch_index: usize,
+    keyloads: &[Vec<u8>],
+    me: &PartyKeys,
+    events: &mut Vec<FollowerEvent>,
+) -> Option<KeyloadBody> {
+    let reader = stream.epochs.get_mut(epoch_index)?;
+    let awaiting = reader.awaiting_rotation?;
+    if let Some(keyload) = find_keyload(reader, keyloads, awaiting.link, me) {
+        reader.awaiting_rotation = None;
+        return Some(rotated(stream, awaiting.link.epoch, keyload, events));
+    }
+    decide_revocation(stream, epoch_index, events);
+    None
+}
+
+/// Declares revocation once every keyload batch the rotation covers has arrived without a
+/// keyload for us (a missing batch might still hold it).
+fn decide_revocation(
+    stream: &mut StreamFollower,
+    epoch_index: usize,
+    events: &mut Vec<FollowerEvent>,
+) {
+    let newest = epoch_index + 1 == stream.epochs.len();
+    let Some(reader) = stream.epochs.get_mut(epoch_index) else { return };
+    let Some(awaiting) = reader.awaiting_rotation else { return };
+    let still_missing = reader
+        .settled
+        .range(awaiting.covered_from..awaiting.link.end_seq)
+        .any(|(_, settled)| matches!(settled, Settled::Data { received: false, .. }));
+    if still_missing {
+        return;
+    }
+    reader.awaiting_rotation = None;
+    // Only the newest epoch decides whether access continues.
+    if newest {
+        stream.revoked = true;
+        events.push(FollowerEvent::Revoked { tier: stream.tier, last_epoch: awaiting.link.epoch });
     }
 }
 
@@ -828,6 +955,14 @@ fn encode_reader(w: &mut Writer, reader: &EpochReader) -> Result<(), ChannelErro
     w.bytes(reader.keys.epoch_key()).varint(reader.start_seq);
     encode_option(w, reader.end_seq);
     w.u8(u8::from(reader.abandoned));
+    match reader.awaiting_rotation {
+        Some(awaiting) => w
+            .u8(1)
+            .bytes(&awaiting.link.epoch.0)
+            .varint(awaiting.link.end_seq)
+            .varint(awaiting.covered_from),
+        None => w.u8(0),
+    };
     encode_option(w, reader.highest_seen);
     w.varint(reader.settled_floor);
     w.varint(reader.settled.len() as u64);
@@ -868,6 +1003,14 @@ fn decode_reader(
     let mut reader = EpochReader::new(keys, tier, r.varint("start seq")?);
     reader.end_seq = decode_option(r, "end seq")?;
     reader.abandoned = r.bool("abandoned")?;
+    if r.bool("awaiting rotation")? {
+        let link = EpochLink {
+            epoch: EpochId(r.array("awaited epoch")?),
+            end_seq: r.varint("awaited end")?,
+        };
+        reader.awaiting_rotation =
+            Some(AwaitingRotation { link, covered_from: r.varint("awaited from")? });
+    }
     reader.highest_seen = decode_option(r, "highest seen")?;
     reader.settled_floor = r.varint("settled floor")?;
     reader.indexed_from = reader.settled_floor.saturating_sub(SETTLED_RETAIN).max(reader.start_seq);
@@ -892,7 +1035,8 @@ fn decode_reader(
             let received_at = r.varint("received at")?;
             let reported_unconfirmed = r.bool("reported")?;
             let body = match StreamBody::decode(r.length_prefixed(1 << 20, "candidate body")?)? {
-                StreamBody::Data(body) => body,
+                StreamBody::Data(body) => CandidateBody::Data(body),
+                StreamBody::Keyloads(batch) => CandidateBody::Keyloads(batch),
                 StreamBody::Checkpoint(_) => {
                     return Err(DecodeError::InvalidValue { field: "candidate body" }.into());
                 }

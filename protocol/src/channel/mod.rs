@@ -17,7 +17,7 @@
 //! Randomness (`rand_core` 0.10 [`CryptoRng`](rand_core::CryptoRng)) and time (UTC seconds)
 //! are arguments. The wire formats and the security argument are in `protocol/spec/channel.md`.
 
-mod codec;
+pub(crate) mod codec;
 mod device;
 mod epoch;
 mod error;
@@ -38,5 +38,6 @@ pub use reading::{
 };
 pub use wire::{
     EpochLink, INBOX_KEYLOAD_LEN, InboxRejection, KEYLOAD_LEN, MAX_CHECKPOINT_COVERAGE,
-    MAX_KEYLOADS_PER_ROTATION, MAX_READINGS_PER_MESSAGE, MessageRejection,
+    MAX_KEYLOADS_PER_BATCH, MAX_KEYLOADS_PER_ROTATION, MAX_READINGS_PER_MESSAGE,
+    MAX_STREAM_PAYLOAD, MessageRejection,
 };

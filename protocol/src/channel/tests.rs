@@ -319,3 +319,71 @@ fn fifteen_minute_keys_open_nothing_of_the_one_second_tier() {
         }
     }
 }
+
+#[test]
+fn a_rotation_too_large_for_one_message_spills_into_covered_keyload_batches() {
+    let mut rng = TestRng(5);
+    let mut device =
+        DeviceChannel::new(keys(Role::Device, 1), &[StreamConfig::new(Tier::Second)], &mut rng)
+            .unwrap();
+    let mut tangle = Tangle::default();
+    // 28 members nobody follows here (granting them first keeps the followed members' trial
+    // decapsulations few), then the three followed ones.
+    for n in 10..38 {
+        tangle.publish(
+            device
+                .grant(Tier::Second, keys(Role::Provider, n).public().clone(), 0, &mut rng)
+                .unwrap(),
+        );
+    }
+    let mut members: Vec<Member> = (38..41).map(|n| Member::new(&device, n)).collect();
+    for m in &members {
+        tangle.publish(device.grant(Tier::Second, m.keys.public().clone(), 0, &mut rng).unwrap());
+    }
+    for t in 1..5 {
+        tangle.publish(device.publish(Tier::Second, &[reading(t)], t, &mut rng).unwrap());
+    }
+    let leaving = members.pop().unwrap();
+    let revocation = device.revoke(Tier::Second, leaving.keys.id(), 5, &mut rng).unwrap();
+    // 30 keyloads: two batches (24 + 6) before the rotation, every item within the payload cap.
+    let kinds: Vec<OutgoingKind> = revocation.iter().map(|i| i.kind).collect();
+    assert_eq!(
+        kinds,
+        [OutgoingKind::KeyloadBatch, OutgoingKind::KeyloadBatch, OutgoingKind::Rotation]
+    );
+    assert!(revocation.iter().all(|i| i.payload.len() <= MAX_STREAM_PAYLOAD));
+
+    // One member sees the rotation before the batches (a slow node): it must not conclude it
+    // was revoked, and must follow once the batches turn up.
+    let mut late = members.pop().unwrap();
+    late.sync(&tangle, 5);
+    let rotation = revocation.last().unwrap();
+    late.follower.watch_addresses();
+    let early = late.follower.receive(&late.keys, &rotation.address, &rotation.payload, 6);
+    assert!(
+        early.iter().any(|e| matches!(e, FollowerEvent::Gap { missing } if missing.len() == 2))
+    );
+    assert!(
+        !early
+            .iter()
+            .any(|e| matches!(e, FollowerEvent::Revoked { .. } | FollowerEvent::Rotated { .. }))
+    );
+    let before = late.events.len();
+
+    tangle.publish(revocation);
+    for t in 6..10 {
+        tangle.publish(device.publish(Tier::Second, &[reading(t)], t, &mut rng).unwrap());
+    }
+    tangle.publish(device.checkpoint_now(Tier::Second, 10, &mut rng).unwrap());
+    late.sync(&tangle, 10);
+    assert!(late.events[before..].iter().any(|e| matches!(e, FollowerEvent::Rotated { .. })));
+    members.push(late);
+    let mut leaving = leaving;
+    leaving.sync(&tangle, 10);
+    assert!(leaving.events.iter().any(|e| matches!(e, FollowerEvent::Revoked { .. })));
+    for m in &mut members {
+        m.sync(&tangle, 10);
+        assert!(!m.events.iter().any(|e| matches!(e, FollowerEvent::Revoked { .. })));
+        assert!(verified(&m.events).ends_with(&[6, 7, 8, 9]), "{:?}", verified(&m.events));
+    }
+}

@@ -8,6 +8,8 @@
 //!   kind 2 checkpoint varint first_seq ‖ varint n ‖ n × digest(32) ‖ signature(3309)
 //!   kind 3 rotation   varint first_seq ‖ varint n ‖ n × digest(32) ‖ varint k ‖ k × keyload(1211)
 //!                     ‖ signature(3309)
+//!   kind 4 keyloads   varint k (1..=24) ‖ k × keyload(1211)   (overflow of a large rotation; covered
+//!                     by the rotation that follows it)
 //! digest(msg)     = SHA3-256("meterkast/v1/message-digest" ‖ address ‖ stream payload)
 //! ```
 
@@ -26,14 +28,21 @@ use crate::crypto::{
 pub(crate) const FORMAT_VERSION: u8 = 1;
 /// Most readings one data message may carry.
 pub const MAX_READINGS_PER_MESSAGE: usize = 64;
-/// Most messages one checkpoint may cover (a 1 s stream with a 60 s interval needs 60).
-pub const MAX_CHECKPOINT_COVERAGE: usize = 4096;
-/// Most keyloads one rotation may carry.
-pub const MAX_KEYLOADS_PER_ROTATION: usize = 1024;
+/// Largest payload the channel emits: the tangle's payload cap (32 KiB), so every item fits one
+/// tangle message.
+pub const MAX_STREAM_PAYLOAD: usize = 32_768;
+/// Most messages one checkpoint may cover (a 1 s stream with a 60 s interval needs 60); bounded
+/// so the digest list, signature and some keyloads fit [`MAX_STREAM_PAYLOAD`].
+pub const MAX_CHECKPOINT_COVERAGE: usize = 800;
+/// Most keyloads in one keyload-batch message (24 × 1,211 B ≈ 29 KB).
+pub const MAX_KEYLOADS_PER_BATCH: usize = 24;
+/// Most keyloads carried inside the rotation message itself (more go into keyload batches).
+pub const MAX_KEYLOADS_PER_ROTATION: usize = 24;
 
 const KIND_DATA: u8 = 1;
 const KIND_CHECKPOINT: u8 = 2;
 const KIND_ROTATION: u8 = 3;
+const KIND_KEYLOADS: u8 = 4;
 const INBOX_KIND_KEYLOAD: u8 = 1;
 
 /// Length of a keyload body: version, stream, tier, epoch key, start, issued, link flag+id+end.
@@ -146,10 +155,31 @@ pub(crate) struct CheckpointBody {
     pub(crate) signature: Vec<u8>,
 }
 
+/// A decrypted batch of keyloads that did not fit into the rotation message after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyloadBatch {
+    pub(crate) prev_digest: [u8; 32],
+    pub(crate) time: u64,
+    pub(crate) keyloads: Vec<Vec<u8>>,
+}
+
+impl KeyloadBatch {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(KIND_KEYLOADS).bytes(&self.prev_digest).varint(self.time);
+        w.varint(self.keyloads.len() as u64);
+        for keyload in &self.keyloads {
+            w.bytes(keyload);
+        }
+        w.finish()
+    }
+}
+
 /// A decrypted stream message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StreamBody {
     Data(DataBody),
+    Keyloads(KeyloadBatch),
     Checkpoint(CheckpointBody),
 }
 
@@ -223,6 +253,17 @@ impl StreamBody {
                     readings.push(Reading::decode_from(&mut r)?);
                 }
                 StreamBody::Data(DataBody { prev_digest, time, readings })
+            }
+            KIND_KEYLOADS => {
+                let count = r.varint_max(MAX_KEYLOADS_PER_BATCH as u64, "keyload count")?;
+                if count == 0 {
+                    return Err(DecodeError::InvalidValue { field: "keyload count" });
+                }
+                let mut keyloads = Vec::new();
+                for _ in 0..count {
+                    keyloads.push(r.take(KEYLOAD_LEN, "keyload")?.to_vec());
+                }
+                StreamBody::Keyloads(KeyloadBatch { prev_digest, time, keyloads })
             }
             KIND_CHECKPOINT | KIND_ROTATION => {
                 let first_seq = r.varint("first covered sequence")?;

@@ -20,6 +20,22 @@ pub enum SignatureContext {
     InboxKeyload,
     /// An event in a device's consent log.
     ConsentEvent,
+    /// A device's pairing announcement (its keys and current pairing challenge).
+    PairingAnnouncement,
+    /// A wallet's pairing claim (binds the wallet's owner keys to the pairing transcript).
+    PairingClaim,
+    /// A device's confirmation that a pairing claim was accepted.
+    PairingConfirmation,
+    /// A provider's published card.
+    ProviderCard,
+    /// A provider's access request.
+    AccessRequest,
+    /// A device's notice to a provider (grant delivery, revocation, expiry, device removal).
+    ProviderNotice,
+    /// A device's delivery receipt (what was published for a grant).
+    DeliveryReceipt,
+    /// A provider's acknowledgement of a consent receipt.
+    ConsentAcknowledgement,
 }
 
 impl SignatureContext {
@@ -29,6 +45,14 @@ impl SignatureContext {
             Self::Checkpoint => b"meterkast/v1/checkpoint",
             Self::InboxKeyload => b"meterkast/v1/inbox-keyload",
             Self::ConsentEvent => b"meterkast/v1/consent-event",
+            Self::PairingAnnouncement => b"meterkast/v1/pairing-announcement",
+            Self::PairingClaim => b"meterkast/v1/pairing-claim",
+            Self::PairingConfirmation => b"meterkast/v1/pairing-confirmation",
+            Self::ProviderCard => b"meterkast/v1/provider-card",
+            Self::AccessRequest => b"meterkast/v1/access-request",
+            Self::ProviderNotice => b"meterkast/v1/provider-notice",
+            Self::DeliveryReceipt => b"meterkast/v1/delivery-receipt",
+            Self::ConsentAcknowledgement => b"meterkast/v1/consent-acknowledgement",
         }
     }
 }
