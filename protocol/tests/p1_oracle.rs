@@ -17,12 +17,15 @@
 //! reports is reported by Meterkast with the same A-B, value (decimals compared digit-exactly
 //! after dropping leading zeros, as `Decimal` does), unit and UTC instant. Where Meterkast knowingly
 //! differs, [`KNOWN_DIFFERENCES`] says so per case, and the lines Meterkast keeps beyond what
-//! dsmr_parser reports are listed per case in [`EXTRA_OBJECTS`] and checked.
+//! dsmr_parser reports are listed per case in [`EXTRA_OBJECTS`] and checked. Runs natively and in
+//! the browser (wasm32): the golden files are embedded.
 // Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
-#![cfg(not(target_arch = "wasm32"))]
-// serde_json values make this test native-only; it needs no browser to be meaningful (the parser
-// it checks is the same code that the wasm32 tests in p1_fixtures.rs run).
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use std::collections::BTreeSet;
 
