@@ -15,8 +15,8 @@ use protocol::p1::cipher::CipherFrameError;
 use protocol::p1::readings::{Direction, MbusKind, TariffMeaning};
 use protocol::p1::registry::{describe, value_kind};
 use protocol::p1::{
-    CipherFrameIn, CrcCheck, FrameError, Framer, MeterKey, Readings, SMARTY_AUTHENTICATION_KEY,
-    Telegram, Timestamp, ValueKind,
+    CipherFrameIn, Country, CrcCheck, FrameError, Framer, MeterKey, Readings,
+    SMARTY_AUTHENTICATION_KEY, Telegram, Timestamp, ValueKind,
 };
 use serde_json::{Value, json};
 
@@ -36,6 +36,43 @@ pub struct ParseArgs {
     /// `none` decrypts frames sealed without additional data.
     #[arg(long, value_name = "HEX", requires = "key")]
     aad: Option<String>,
+    /// Interpret tariffs for this country instead of detecting it from the telegram (Belgian
+    /// tariff 1 is day, Dutch tariff 1 is low).
+    #[arg(long, value_enum)]
+    country: Option<CountryArg>,
+}
+
+/// `--country` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CountryArg {
+    Nl,
+    Be,
+    Lu,
+    At,
+    Se,
+    Hu,
+    Other,
+}
+
+impl From<CountryArg> for Country {
+    fn from(arg: CountryArg) -> Self {
+        match arg {
+            CountryArg::Nl => Country::Netherlands,
+            CountryArg::Be => Country::Belgium,
+            CountryArg::Lu => Country::Luxembourg,
+            CountryArg::At => Country::Austria,
+            CountryArg::Se => Country::Sweden,
+            CountryArg::Hu => Country::Hungary,
+            CountryArg::Other => Country::Other,
+        }
+    }
+}
+
+/// How to print.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    json: bool,
+    country: Option<Country>,
 }
 
 /// What one step of reading the input produced.
@@ -54,16 +91,15 @@ pub fn run(args: &ParseArgs) -> ExitCode {
         }
     };
     let mut out = String::new();
+    let style = Style { json: args.json, country: args.country.map(Country::from) };
     let clean = match &args.key {
         Some(key) => match decrypt_all(&input, key, args.aad.as_deref()) {
             Ok(telegrams) => {
                 let mut clean = true;
                 for (offset, result) in telegrams {
                     let item = match result {
-                        Ok(plain) => report_plain(&plain, offset, args.json, &mut out),
-                        Err(message) => {
-                            report(&Item::Problem { offset, message }, args.json, &mut out)
-                        }
+                        Ok(plain) => report_plain(&plain, offset, style, &mut out),
+                        Err(message) => report(&Item::Problem { offset, message }, style, &mut out),
                     };
                     clean &= item;
                 }
@@ -74,7 +110,7 @@ pub fn run(args: &ParseArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => report_plain(&input, 0, args.json, &mut out),
+        None => report_plain(&input, 0, style, &mut out),
     };
     print_out(&out);
     if clean { ExitCode::SUCCESS } else { ExitCode::from(1) }
@@ -99,7 +135,7 @@ fn read_input(path: &PathBuf) -> io::Result<Vec<u8>> {
 
 /// Frames and reports every telegram in `bytes`; `base` is added to offsets (for decrypted
 /// frames, the frame's offset). Returns whether everything was clean.
-fn report_plain(bytes: &[u8], base: u64, json: bool, out: &mut String) -> bool {
+fn report_plain(bytes: &[u8], base: u64, style: Style, out: &mut String) -> bool {
     let mut framer = Framer::default();
     framer.feed(bytes);
     framer.finish();
@@ -120,11 +156,11 @@ fn report_plain(bytes: &[u8], base: u64, json: bool, out: &mut String) -> bool {
             Item::Problem { offset, message } => Item::Problem { offset: offset + base, message },
             telegram => telegram,
         };
-        clean &= report(&item, json, out);
+        clean &= report(&item, style, out);
     }
     if !seen_any {
         let message = "no telegram found (expected '/' … '!'; use --key for encrypted frames)";
-        clean &= report(&Item::Problem { offset: base, message: message.to_owned() }, json, out);
+        clean &= report(&Item::Problem { offset: base, message: message.to_owned() }, style, out);
     }
     clean
 }
@@ -206,7 +242,8 @@ fn hex_text(input: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Appends one item's report; returns whether it was clean.
-fn report(item: &Item<'_>, json: bool, out: &mut String) -> bool {
+fn report(item: &Item<'_>, style: Style, out: &mut String) -> bool {
+    let json = style.json;
     match item {
         Item::Problem { offset, message } => {
             if json {
@@ -218,7 +255,10 @@ fn report(item: &Item<'_>, json: bool, out: &mut String) -> bool {
             false
         }
         Item::Telegram(telegram) => {
-            let readings = Readings::from_telegram(telegram);
+            let readings = match style.country {
+                Some(country) => Readings::with_country(telegram, country),
+                None => Readings::from_telegram(telegram),
+            };
             if json {
                 let _ = writeln!(out, "{}", telegram_json(telegram, &readings));
             } else {

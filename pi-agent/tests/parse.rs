@@ -70,6 +70,16 @@ fn json_output_has_exact_decimals_utc_times_and_typed_readings() {
 }
 
 #[test]
+fn country_override_changes_tariff_meanings() {
+    let file = fixture("plain/ndokter/telegram_v5.txt");
+    let output = pi_agent(&["parse", "--json", "--country", "be", file.to_str().unwrap()], None);
+    let lines = json_lines(&output);
+    assert_eq!(lines[0]["readings"]["country"], "belgium");
+    assert_eq!(lines[0]["readings"]["energy"][0]["meaning"], "day");
+    assert_eq!(lines[0]["readings"]["tariff_indicator"]["meaning"], "night");
+}
+
+#[test]
 fn errors_are_reported_per_telegram_with_offsets_and_parsing_continues() {
     let good = std::fs::read(fixture("plain/ndokter/telegram_v5.txt")).unwrap();
     let mut bad_crc = good.clone();
