@@ -295,8 +295,7 @@ mod native {
                 size as f64 / f64::from(remaining)
             );
         }
-        let mut follow_messages = 0;
-        let follow = {
+        let (follow, follow_messages) = {
             let (mut device, providers) = device_with(101, 60, &mut rng);
             // Follow from a fresh grant so the follower holds the epoch the rotation ends.
             let watcher = keys(Role::Provider, 9_999);
@@ -308,9 +307,8 @@ mod native {
                 .revoke(Tier::Second, providers[0].id(), 1, &mut rng)
                 .unwrap_or_else(|e| panic!("{e}"));
             let inbox = inbox.unwrap_or_else(|| panic!("no keyload"));
-            follow_messages = rotation.len();
             let device_keys = device.public_keys().clone();
-            median(5, 1, || {
+            let time = median(5, 1, || {
                 let mut follower =
                     ProviderFollower::new(&watcher, device_keys.clone(), FollowerConfig::default());
                 follower.receive(&watcher, &inbox.address, &inbox.payload, 0);
@@ -320,7 +318,8 @@ mod native {
                     .flat_map(|item| follower.receive(&watcher, &item.address, &item.payload, 1))
                     .collect();
                 assert!(events.iter().any(|e| matches!(e, FollowerEvent::Rotated { .. })));
-            })
+            });
+            (time, rotation.len())
         };
         println!(
             "  provider joins, then follows a rotation with 101 keyloads ({} messages): {}",
