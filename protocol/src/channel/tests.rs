@@ -387,3 +387,27 @@ fn a_rotation_too_large_for_one_message_spills_into_covered_keyload_batches() {
         assert!(verified(&m.events).ends_with(&[6, 7, 8, 9]), "{:?}", verified(&m.events));
     }
 }
+
+#[test]
+fn debug_output_of_device_and_follower_never_shows_key_material() {
+    let mut rng = TestRng(6);
+    let mut device =
+        DeviceChannel::new(keys(Role::Device, 1), &[StreamConfig::new(Tier::Second)], &mut rng)
+            .unwrap();
+    let mut tangle = Tangle::default();
+    let mut member = Member::new(&device, 2);
+    tangle.publish(device.grant(Tier::Second, member.keys.public().clone(), 0, &mut rng).unwrap());
+    tangle.publish(device.publish(Tier::Second, &[reading(1)], 1, &mut rng).unwrap());
+    member.sync(&tangle, 1);
+    let held = member.held_epochs();
+    assert_eq!(held.len(), 1);
+    let key = held[0].epoch_key();
+    let secret_forms = [hex::encode(key), format!("{key:?}"), format!("{:?}", &key[..8])];
+    for text in [format!("{device:?}"), format!("{:?}", member.follower), format!("{:?}", held[0])]
+    {
+        assert!(text.contains("redacted"), "{text}");
+        for secret in &secret_forms {
+            assert!(!text.contains(secret.as_str()), "key material in Debug output: {text}");
+        }
+    }
+}
