@@ -182,11 +182,11 @@ pub struct MbusDevice<'a> {
     pub channel: u8,
     /// Device type, if sent.
     pub kind: Option<MbusKind>,
-    /// Equipment id (hex), if sent.
+    /// Equipment id as sent (normally hex-encoded ASCII), if not empty.
     pub equipment_id: Option<&'a str>,
     /// Last reading and when the device captured it (its clock, not the telegram's).
     pub reading: Option<Quantity<'a>>,
-    /// Capture time of `reading`.
+    /// Capture time of `reading`; `None` when the meter sent its "no capture" sentinel.
     pub captured_at: Option<Timestamp>,
     /// Valve or breaker position, if sent.
     pub valve: Option<&'a str>,
@@ -211,7 +211,7 @@ pub struct Readings<'a> {
     pub version: Option<&'a str>,
     /// When the meter produced the telegram.
     pub meter_time: Option<Timestamp>,
-    /// The meter's equipment id (hex).
+    /// The meter's equipment id as sent (normally hex-encoded ASCII).
     pub equipment_id: Option<&'a str>,
     /// Cumulative energy registers, in telegram order.
     pub energy: Vec<EnergyRegister<'a>>,
@@ -298,10 +298,10 @@ impl<'a> Readings<'a> {
             (1, 0, 2, 8) | (0, 96, 1, 4) => self.version = Some(first()?.text),
             (0, 1, 0, 0) => self.meter_time = Some(first()?.timestamp()?),
             // 96.1.1 is the equipment id; Luxembourg and Hungary send 42.0.0 instead.
-            (0, 96, 1, 1) => self.equipment_id = Some(first()?.hex()?),
-            (0, 42, 0, 0) if self.equipment_id.is_none() => {
-                self.equipment_id = Some(first()?.hex()?);
-            }
+            // Usually hex-encoded ASCII, but meters send plain text too (`serienummer`, odd
+            // lengths): kept as sent.
+            (0, 96, 1, 1) => self.equipment_id = Some(first()?.text),
+            (0, 42, 0, 0) if self.equipment_id.is_none() => self.equipment_id = Some(first()?.text),
             (1, c @ (1 | 2), 8, tariff @ 0..=4) => {
                 let direction = if c == 1 { Direction::Import } else { Direction::Export };
                 let tariff = (tariff != 0).then_some(tariff);
@@ -375,10 +375,11 @@ impl<'a> Readings<'a> {
             (24, 1, 0) => device.kind = Some(MbusKind::from_number(count(first()?)?)),
             (96, 1, 0 | 1) => {
                 let id = first()?;
-                device.equipment_id = (!id.is_empty()).then_some(id.hex()?);
+                device.equipment_id = (!id.is_empty()).then_some(id.text);
             }
             (24, 2, 1 | 3) => {
-                device.captured_at = Some(first()?.timestamp()?);
+                // Empty slots carry an impossible time (`632525252525S`) or `700101…`.
+                device.captured_at = first()?.timestamp().ok();
                 device.reading = Some(object.value(1).ok_or(ValueError::Missing)?.quantity()?);
             }
             (24, 3, 0) => {
