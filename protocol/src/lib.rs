@@ -14,8 +14,12 @@
 //! go out. That is what lets every test here run natively and on `wasm32-unknown-unknown`.
 
 pub mod channel;
+pub mod consent;
 pub mod crypto;
 pub mod p1;
+pub mod pairing;
+pub mod provider;
+pub mod recovery;
 pub mod tangle;
 
 /// Version of the Meterkast protocol crate, as reported by every program's `info`.
