@@ -1,7 +1,12 @@
 //! All network access of the app. Pages call these functions; nothing else fetches.
+//!
+//! Every call names the node it talks to ([`NodeUrl`], configured in [`crate::settings`]);
+//! nodes other than the serving one are reached cross-origin (the gateway answers CORS).
 
 use gloo_net::http::Request;
 use serde::Deserialize;
+
+use crate::settings::NodeUrl;
 
 /// What a node says about itself at `GET /api/v1/info`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -21,11 +26,13 @@ pub enum ApiError {
     Status { status: u16, body: String },
     #[error("the node's answer was not understood: {0}")]
     Malformed(String),
+    #[error("no node is configured (add one under Node settings)")]
+    NoNode,
 }
 
-/// Asks the node that served the app (same origin) who it is.
-pub async fn node_info() -> Result<NodeInfo, ApiError> {
-    let response = Request::get("/api/v1/info")
+/// Asks a node who it is.
+pub async fn node_info(node: &NodeUrl) -> Result<NodeInfo, ApiError> {
+    let response = Request::get(&node.join("api/v1/info"))
         .send()
         .await
         .map_err(|e| ApiError::Unreachable(e.to_string()))?;

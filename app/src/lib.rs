@@ -1,40 +1,87 @@
 //! The Meterkast web app (Leptos, client-side rendering).
 //!
-//! Network access lives only in [`api`]; browser APIs only in this crate. Keys never leave it.
+//! ```text
+//!   pages/meter ──► reader (P1 decoding, link detection) ──► serial (Web Serial, the only one)
+//!   pages/home, pages/provider ──► vault (Argon2id + XChaCha20-Poly1305) ──► storage
+//!   pages/nodes, NodeStatus ──► settings (node list) ──► api (the only network access)
+//! ```
+//!
+//! Network access lives only in [`api`], Web Serial only in [`serial`], browser storage only in
+//! [`storage`]. Secrets never leave the browser: what is stored is sealed by [`vault`], and the
+//! meter's decryption key is held in memory only.
 
 pub mod api;
+pub mod pages;
+pub mod serial;
+pub mod settings;
+pub mod storage;
 
 use leptos::prelude::*;
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::path;
 
-/// The application shell: header, and the node this app talks to.
+use crate::settings::NodeUrl;
+
+/// The configured nodes, shared by every page (edited on the Node settings page).
+#[derive(Debug, Clone, Copy)]
+pub struct Nodes(pub RwSignal<Vec<NodeUrl>>);
+
+/// The application shell: header with navigation, the node status, and the routed page.
 #[component]
 pub fn App() -> impl IntoView {
+    provide_context(Nodes(RwSignal::new(settings::nodes())));
     view! {
-        <header class="top">
-            <h1>"Meterkast"</h1>
-            <p>"Your meter, your data: share readings with the providers you choose, revoke at any moment."</p>
-        </header>
-        <main>
-            <NodeStatus />
-        </main>
+        <Router>
+            <a class="skip" href="#content">"Skip to content"</a>
+            <header class="top">
+                <h1>"Meterkast"</h1>
+                <p>"Your meter, your data: share readings with the providers you choose, revoke at any moment."</p>
+            </header>
+            <nav class="tabs" aria-label="Main">
+                <A href="/">"Meter"</A>
+                <A href="/home">"My Home"</A>
+                <A href="/provider">"Provider"</A>
+                <A href="/nodes">"Node settings"</A>
+            </nav>
+            <main id="content" tabindex="-1">
+                <Routes fallback=|| view! { <pages::NotFound /> }>
+                    <Route path=path!("/") view=pages::meter::MeterPage />
+                    <Route path=path!("/home") view=pages::home::HomePage />
+                    <Route path=path!("/provider") view=pages::provider::ProviderPage />
+                    <Route path=path!("/nodes") view=pages::nodes::NodesPage />
+                </Routes>
+            </main>
+            <footer class="status">
+                <NodeStatus />
+            </footer>
+        </Router>
     }
 }
 
-/// Shows whether the app reached its node, and which node it is.
+/// Shows whether the app reached its first node, and which node it is.
 #[component]
 fn NodeStatus() -> impl IntoView {
-    let info = LocalResource::new(api::node_info);
+    let Nodes(nodes) = expect_context::<Nodes>();
+    let info = LocalResource::new(move || {
+        let first = nodes.get().into_iter().next();
+        async move {
+            match first {
+                Some(node) => api::node_info(&node).await.map(|info| (node, info)),
+                None => Err(api::ApiError::NoNode),
+            }
+        }
+    });
     view! {
-        <section class="card" aria-labelledby="node-heading">
-            <h2 id="node-heading">"Node"</h2>
+        <section class="node-status" aria-labelledby="node-heading" aria-live="polite">
+            <h2 id="node-heading" class="visually-hidden">"Node"</h2>
             {move || match info.get() {
                 None => view! { <p id="node-status">"Connecting to the node…"</p> }.into_any(),
-                Some(Ok(node)) => view! {
-                    <p id="node-status" class="status-ok">"Connected to " {node.name.clone()}</p>
-                    <dl class="facts">
-                        <dt>"Version"</dt><dd id="node-version">{node.version.clone()}</dd>
-                        <dt>"Build"</dt><dd>{node.build.clone()}</dd>
-                        <dt>"Protocol"</dt><dd>{node.protocol_version.clone()}</dd>
+                Some(Ok((node, info))) => view! {
+                    <p id="node-status" class="status-ok">"Connected to " {info.name.clone()}</p>
+                    <dl class="facts inline">
+                        <dt>"Node"</dt><dd>{node.to_string()}</dd>
+                        <dt>"Version"</dt><dd id="node-version">{info.version.clone()}</dd>
+                        <dt>"Protocol"</dt><dd>{info.protocol_version.clone()}</dd>
                         <dt>"App protocol"</dt><dd>{protocol::VERSION}</dd>
                     </dl>
                 }.into_any(),
@@ -45,3 +92,6 @@ fn NodeStatus() -> impl IntoView {
         </section>
     }
 }
+
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -21,7 +21,8 @@ export const CHROMIUM_ARGS = [
 ];
 
 export async function startGateway(extraArgs = []) {
-  const bin = join(ROOT, 'target', 'release', 'gateway');
+  // MK_GATEWAY_BIN lets a build with its own CARGO_TARGET_DIR point at its binary.
+  const bin = process.env.MK_GATEWAY_BIN ?? join(ROOT, 'target', 'release', 'gateway');
   // Each run gets its own throw-away message store, removed again by stop().
   const storeDir = mkdtempSync(join(tmpdir(), 'mk-e2e-store-'));
   const store = join(storeDir, 'node.sqlite');
