@@ -69,6 +69,22 @@ pub struct StoredMessage {
     pub id: MessageId,
     pub address: Address,
     pub bytes: Vec<u8>,
+    /// Its JSON form, made once and shared by every live subscriber it is sent to.
+    json: std::sync::OnceLock<String>,
+}
+
+impl StoredMessage {
+    pub fn new(seq: u64, id: MessageId, address: Address, bytes: Vec<u8>) -> Self {
+        Self { seq, id, address, bytes, json: std::sync::OnceLock::new() }
+    }
+
+    /// The JSON body `GET /api/v1/messages/{id}` answers, computed at most once.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            // A struct of strings and an integer always serialises.
+            serde_json::to_string(&crate::api::MessageView::from(self)).unwrap_or_default()
+        })
+    }
 }
 
 /// What a submission did.
@@ -294,12 +310,12 @@ fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
     let seq: i64 = row.get(0)?;
     let id: [u8; 32] = row.get(1)?;
     let address: [u8; 32] = row.get(2)?;
-    Ok(StoredMessage {
-        seq: u64::try_from(seq).unwrap_or(0),
-        id: MessageId(id),
-        address: Address(address),
-        bytes: row.get(3)?,
-    })
+    Ok(StoredMessage::new(
+        u64::try_from(seq).unwrap_or(0),
+        MessageId(id),
+        Address(address),
+        row.get(3)?,
+    ))
 }
 
 fn rebuild_tips(conn: &Connection) -> rusqlite::Result<TipSet> {
@@ -388,12 +404,12 @@ fn write_loop(
                 for (request, outcome) in batch.drain(..).zip(outcomes) {
                     if let SubmitOutcome::Stored { seq } = outcome {
                         // No receivers is fine: nobody is subscribed right now.
-                        let _ = live.send(Arc::new(StoredMessage {
+                        let _ = live.send(Arc::new(StoredMessage::new(
                             seq,
-                            id: request.id,
-                            address: request.address,
-                            bytes: request.bytes,
-                        }));
+                            request.id,
+                            request.address,
+                            request.bytes,
+                        )));
                     }
                     // The submitter may have given up (client gone); the message is stored anyway.
                     let _ = request.reply.send(Ok(outcome));

@@ -38,7 +38,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use protocol::tangle::Address;
 
 use crate::Node;
-use crate::api::{MAX_SUBSCRIPTION_ADDRESSES, MessageView, parse_address};
+use crate::api::{MAX_SUBSCRIPTION_ADDRESSES, parse_address};
 use crate::error::ApiError;
 use crate::store::StoredMessage;
 
@@ -221,11 +221,7 @@ async fn follow(
 
 /// Queues one message event; false when the subscriber has gone.
 async fn send(node: &Node, outbox: &mpsc::Sender<Event>, stored: &StoredMessage) -> bool {
-    let view = MessageView::from(stored);
-    let Ok(event) = Event::default().event("message").id(stored.seq.to_string()).json_data(&view)
-    else {
-        return true; // serialising a plain struct cannot fail; skip rather than end the stream
-    };
+    let event = Event::default().event("message").id(stored.seq.to_string()).data(stored.json());
     if outbox.send(event).await.is_err() {
         return false;
     }
