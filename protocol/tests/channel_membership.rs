@@ -290,3 +290,39 @@ fn membership_errors_are_typed() {
         Err(protocol::channel::ChannelError::ReadingCount { got: 0, .. })
     ));
 }
+
+#[test]
+fn inbox_keyloads_from_another_device_or_for_another_provider_are_refused() {
+    use protocol::channel::InboxRejection;
+    let mut rng = TestRng::new(7);
+    let mut device_a = device(&mut rng);
+    let mut device_b =
+        DeviceChannel::new(party(Role::Device, 2), &[StreamConfig::new(Tier::Second)], &mut rng)
+            .unwrap();
+    let mut reader = reader_for(&device_a, 71);
+    let other = party(Role::Provider, 72);
+    let inbox = reader.keys.public().inbox_address();
+    let keyload_of = |items: Vec<protocol::channel::Outgoing>| {
+        items.into_iter().find(|i| i.kind == OutgoingKind::InboxKeyload).unwrap().payload
+    };
+
+    // Device B grants our provider: well formed and for us, but not signed by device A.
+    let from_b = keyload_of(
+        device_b.grant(Tier::Second, reader.keys.public().clone(), 0, &mut rng).unwrap(),
+    );
+    // Device A grants another provider: signed by A, but sealed to someone else.
+    let for_other =
+        keyload_of(device_a.grant(Tier::Second, other.public().clone(), 0, &mut rng).unwrap());
+    let mut truncated = for_other.clone();
+    truncated.pop();
+
+    for (payload, expected) in [
+        (from_b, InboxRejection::NotFromDevice),
+        (for_other, InboxRejection::NotForUs),
+        (truncated, InboxRejection::NotAKeyload),
+    ] {
+        let events = reader.follower.receive(&reader.keys, &inbox, &payload, 1);
+        assert_eq!(events, vec![FollowerEvent::InboxRejected { reason: expected }]);
+    }
+    assert!(reader.follower.tiers().is_empty());
+}

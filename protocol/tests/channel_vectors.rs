@@ -125,6 +125,44 @@ fn computed() -> (Lines, Session) {
     put("saved_device.len", saved.len().to_string());
     put("saved_device.sha3", sha3(&saved));
 
+    // A rotation that spills into a keyload batch: 700 uncovered messages leave room for only
+    // five keyloads in the rotation itself, and six members remain.
+    let mut batched_rng = TestRng::new(2025);
+    let mut batched = DeviceChannel::new(
+        party(Role::Device, 1),
+        &[StreamConfig { tier: Tier::Second, checkpoint_interval_secs: u64::MAX }],
+        &mut batched_rng,
+    )
+    .unwrap();
+    for n in 0..7 {
+        batched
+            .grant(
+                Tier::Second,
+                party(Role::Provider, 30 + n).public().clone(),
+                0,
+                &mut batched_rng,
+            )
+            .unwrap();
+    }
+    for t in 1..=700 {
+        batched
+            .publish(
+                Tier::Second,
+                &[Reading { timestamp: t, ..Reading::default() }],
+                t,
+                &mut batched_rng,
+            )
+            .unwrap();
+    }
+    let rotation = batched
+        .revoke(Tier::Second, party(Role::Provider, 36).id(), 701, &mut batched_rng)
+        .unwrap();
+    for (i, item) in rotation.iter().enumerate() {
+        put(&format!("batched.{i}.kind"), format!("{:?}", item.kind));
+        put(&format!("batched.{i}.len"), item.payload.len().to_string());
+        put(&format!("batched.{i}.sha3"), sha3(&item.payload));
+    }
+
     let mut follower = ProviderFollower::new(
         &provider_keys,
         device.public_keys().clone(),

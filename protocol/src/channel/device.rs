@@ -33,7 +33,8 @@ use super::wire::{
     MAX_READINGS_PER_MESSAGE, MAX_STREAM_PAYLOAD,
 };
 use crate::crypto::{
-    PUBLIC_KEYS_LEN, PartyId, PartyKeys, PublicKeys, Role, SIGNATURE_LEN, SignatureContext,
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, PUBLIC_KEYS_LEN, PartyId, PartyKeys, PublicKeys, Role,
+    SIGNATURE_LEN, SignatureContext,
 };
 
 /// What an [`Outgoing`] item is, for the driver's bookkeeping and metrics.
@@ -198,15 +199,23 @@ impl StreamPublisher {
         rng: &mut impl CryptoRng,
     ) -> Result<Vec<Outgoing>, ChannelError> {
         let mut staged = self.clone();
-        let next_epoch = fresh_epoch(self.stream, rng);
+        let mut out = Vec::new();
         let total = remaining.len();
+        // The rotation must cover the uncovered messages and any keyload batches; if that could
+        // exceed one checkpoint's coverage, checkpoint the backlog first.
+        if staged.uncovered.len() + total.div_ceil(MAX_KEYLOADS_PER_BATCH)
+            >= MAX_CHECKPOINT_COVERAGE
+        {
+            out.push(staged.checkpoint(now, device, rng)?);
+        }
+        let next_epoch = fresh_epoch(self.stream, rng);
         // Room for keyloads in the rotation itself, next to its digest list and signature.
-        let fixed = 256 + SIGNATURE_LEN + 32 * self.uncovered.len();
+        let fixed = 256 + SIGNATURE_LEN + 32 * staged.uncovered.len();
         let inline_room =
             (MAX_STREAM_PAYLOAD.saturating_sub(fixed) / KEYLOAD_LEN).min(MAX_KEYLOADS_PER_ROTATION);
         let batches = if total <= inline_room { 0 } else { total.div_ceil(MAX_KEYLOADS_PER_BATCH) };
-        let rotation_seq = self.next_seq.saturating_add(batches as u64);
-        let link = EpochLink { epoch: self.epoch.id(), end_seq: rotation_seq.saturating_add(1) };
+        let rotation_seq = staged.next_seq.saturating_add(batches as u64);
+        let link = EpochLink { epoch: staged.epoch.id(), end_seq: rotation_seq.saturating_add(1) };
         let body = KeyloadBody {
             stream: self.stream,
             tier: self.config.tier,
@@ -221,7 +230,6 @@ impl StreamPublisher {
             .collect::<Result<Vec<_>, _>>()?;
         // Sorted by (pseudorandom) ciphertext: the order says nothing about who the members are.
         keyloads.sort_unstable();
-        let mut out = Vec::with_capacity(batches + 1);
         let inline = if batches == 0 {
             keyloads
         } else {
@@ -347,20 +355,37 @@ impl DeviceChannel {
             });
         }
         let (keys, stream) = self.split(tier)?;
-        if stream.uncovered.len() >= MAX_CHECKPOINT_COVERAGE {
-            return Err(ChannelError::CheckpointTooLarge);
+        // Validate and size the data message before touching any state.
+        let probe = DataBody { prev_digest: [0; 32], time: now, readings: readings.to_vec() };
+        let sealed_len = 1 + AEAD_NONCE_LEN + probe.encode()?.len() + AEAD_TAG_LEN;
+        if sealed_len > MAX_STREAM_PAYLOAD {
+            return Err(ChannelError::PayloadTooLarge { len: sealed_len, max: MAX_STREAM_PAYLOAD });
         }
-        let body =
-            DataBody { prev_digest: stream.last_digest, time: now, readings: readings.to_vec() }
-                .encode()?;
+        // However long the configured interval, one checkpoint covers at most
+        // MAX_CHECKPOINT_COVERAGE messages: checkpoint the backlog before it would overflow.
+        let mut out = Vec::new();
+        if stream.uncovered.len() + 1 >= MAX_CHECKPOINT_COVERAGE {
+            out.push(stream.checkpoint(now, keys, rng)?);
+        }
+        let body = DataBody { prev_digest: stream.last_digest, ..probe }.encode()?;
         let (item, digest) = stream.seal_next(&body, OutgoingKind::Data, rng)?;
+        let before = (stream.last_digest, stream.oldest_uncovered_time);
         stream.next_seq += 1;
         stream.last_digest = digest;
         stream.uncovered.push(digest);
         stream.oldest_uncovered_time.get_or_insert(now);
-        let mut out = vec![item];
+        out.push(item);
         if stream.checkpoint_due(now) {
-            out.push(stream.checkpoint(now, keys, rng)?);
+            match stream.checkpoint(now, keys, rng) {
+                Ok(checkpoint) => out.push(checkpoint),
+                Err(err) => {
+                    // Undo the data message so the call publishes nothing, as documented.
+                    stream.next_seq -= 1;
+                    (stream.last_digest, stream.oldest_uncovered_time) = before;
+                    stream.uncovered.pop();
+                    return Err(err);
+                }
+            }
         }
         Ok(out)
     }

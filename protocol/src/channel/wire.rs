@@ -520,7 +520,8 @@ pub(crate) fn open_inbox_keyload(
     )
     .map_err(|_| InboxRejection::NotForUs)?;
     let plain = zeroize::Zeroizing::new(plain);
-    let (body_bytes, signature) = plain.split_at(KEYLOAD_BODY_LEN);
+    let (body_bytes, signature) =
+        plain.split_at_checked(KEYLOAD_BODY_LEN).ok_or(InboxRejection::NotAKeyload)?;
     device
         .verify(
             SignatureContext::InboxKeyload,
