@@ -276,6 +276,14 @@ mod property {
         #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
         #[test]
+        fn saved_device_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..8192)) {
+            let _ = protocol::channel::SavedDevice::decode(&bytes);
+            let mut tagged = b"MKDV\x01".to_vec();
+            tagged.extend_from_slice(&bytes);
+            let _ = protocol::channel::SavedDevice::decode(&tagged);
+        }
+
+        #[test]
         fn no_reuse_across_random_restarts(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..20)) {
             run_scenario(seed, &ops);
         }

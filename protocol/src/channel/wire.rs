@@ -531,3 +531,68 @@ pub(crate) fn open_inbox_keyload(
         .map_err(|_| InboxRejection::NotFromDevice)?;
     KeyloadBody::decode(body_bytes).map_err(|_| InboxRejection::NotAKeyload)
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn sample_bodies() -> Vec<Vec<u8>> {
+        let data = DataBody { prev_digest: [7; 32], time: 99, readings: vec![Reading::default()] };
+        let checkpoint = CheckpointBody {
+            kind: CheckpointKind::Rotation,
+            prev_digest: [1; 32],
+            time: 5,
+            first_seq: 3,
+            digests: vec![[2; 32], [3; 32]],
+            keyloads: vec![vec![4; KEYLOAD_LEN]],
+            signature: vec![5; SIGNATURE_LEN],
+        };
+        let batch =
+            KeyloadBatch { prev_digest: [6; 32], time: 8, keyloads: vec![vec![9; KEYLOAD_LEN]] };
+        vec![data.encode().unwrap(), checkpoint.encode(), batch.encode()]
+    }
+
+    #[test]
+    fn bodies_round_trip_and_every_truncation_is_an_error() {
+        for bytes in sample_bodies() {
+            let decoded = StreamBody::decode(&bytes).unwrap();
+            let reencoded = match &decoded {
+                StreamBody::Data(d) => d.encode().unwrap(),
+                StreamBody::Keyloads(b) => b.encode(),
+                StreamBody::Checkpoint(c) => c.encode(),
+            };
+            assert_eq!(reencoded, bytes);
+            for cut in 0..bytes.len() {
+                assert!(StreamBody::decode(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod property {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever a key holder encrypts, decoding it returns a typed result, never panics.
+            #[test]
+            fn arbitrary_bodies_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+                let _ = StreamBody::decode(&bytes);
+                let _ = KeyloadBody::decode(&bytes);
+                let _ = Reading::decode(&bytes);
+            }
+
+            #[test]
+            fn mutated_bodies_never_panic(which in 0usize..3, position in any::<prop::sample::Index>(), byte in any::<u8>()) {
+                let mut bytes = sample_bodies().swap_remove(which);
+                let at = position.index(bytes.len());
+                bytes[at] = byte;
+                let _ = StreamBody::decode(&bytes);
+            }
+        }
+    }
+}
