@@ -319,7 +319,7 @@ mod tests {
         assert_ne!(a.public().encapsulation_key_bytes(), c.public().encapsulation_key_bytes());
         assert_ne!(
             a.symmetric_key(SymmetricPurpose::StateAtRest),
-            a.symmetric_key(SymmetricPurpose::Inbox)
+            a.symmetric_key(SymmetricPurpose::ConsentLog)
         );
     }
 

@@ -45,9 +45,6 @@ impl fmt::Debug for PartySecret {
 pub enum SymmetricPurpose {
     /// Encrypting the party's own saved state at rest.
     StateAtRest,
-    /// Deriving the party's inbox address (kept secret so the inbox cannot be found from the
-    /// public keys alone; the address itself is published in [`super::PublicKeys`]).
-    Inbox,
     /// Keys for the consent log (used by the consent module).
     ConsentLog,
 }
@@ -57,7 +54,6 @@ impl SymmetricPurpose {
     pub(crate) fn label(self) -> &'static [u8] {
         match self {
             Self::StateAtRest => b"symmetric/state-at-rest",
-            Self::Inbox => b"symmetric/inbox",
             Self::ConsentLog => b"symmetric/consent-log",
         }
     }
