@@ -76,6 +76,8 @@ struct Outcome {
     delivered: usize,
     errors: u64,
     peak_rss_mib: f64,
+    /// Server CPU time (user + system) per 1,000 acknowledged messages, whole run.
+    cpu_ms_per_1k: f64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -86,7 +88,8 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-fn summarise(samples: Samples, measured: Duration, peak_rss_kib: u64) -> Outcome {
+fn summarise(samples: Samples, measured: Duration, peak_rss_kib: u64, cpu_secs: f64) -> Outcome {
+    let all_acks = samples.acks.len().max(1) as f64;
     let warm = WARMUP.as_micros() as u64;
     let mut acks: Vec<u64> =
         samples.acks.iter().filter(|(sent, _)| *sent >= warm).map(|(_, lat)| *lat).collect();
@@ -101,6 +104,7 @@ fn summarise(samples: Samples, measured: Duration, peak_rss_kib: u64) -> Outcome
         delivered: deliveries.len(),
         errors: samples.errors,
         peak_rss_mib: peak_rss_kib as f64 / 1024.0,
+        cpu_ms_per_1k: cpu_secs * 1000.0 / all_acks * 1000.0,
     }
 }
 
@@ -115,6 +119,17 @@ fn peak_rss_kib(pid: u32) -> u64 {
             })
         })
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used, from /proc (clock ticks of 1/100 s, the
+/// Linux default).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn free_port() -> u16 {
@@ -271,13 +286,14 @@ async fn run_node(scenario: Scenario, durability: &str, seconds: f64) -> Outcome
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let rss = peak_rss_kib(node.child.id());
+    let cpu = cpu_secs(node.child.id());
     let _ = node.child.kill();
     let _ = node.child.wait();
     for subscriber in subscribers {
         let _ = tokio::time::timeout(Duration::from_secs(5), subscriber).await;
     }
     let samples = std::mem::take(&mut *samples.lock().await);
-    summarise(samples, Duration::from_secs_f64(seconds), rss)
+    summarise(samples, Duration::from_secs_f64(seconds), rss, cpu)
 }
 
 // ───────────────────────────── JetStream ─────────────────────────────
@@ -410,10 +426,11 @@ async fn run_jetstream(scenario: Scenario, seconds: f64) -> Outcome {
         let _ = tokio::time::timeout(Duration::from_secs(5), subscriber).await;
     }
     let rss = peak_rss_kib(nats.child.id());
+    let cpu = cpu_secs(nats.child.id());
     let _ = nats.child.kill();
     let _ = nats.child.wait();
     let samples = std::mem::take(&mut *samples.lock().await);
-    summarise(samples, Duration::from_secs_f64(seconds), rss)
+    summarise(samples, Duration::from_secs_f64(seconds), rss, cpu)
 }
 
 // ───────────────────────────── proof of work ─────────────────────────────
@@ -455,7 +472,7 @@ fn pow_table() -> Vec<(u8, usize, f64, f64)> {
 #[allow(clippy::print_stdout)]
 fn print_row(scenario: &Scenario, system: System, o: &Outcome) {
     println!(
-        "| {:<28} | {:<37} | {:>10.0} | {:>8.2} | {:>8.2} | {:>11.2} | {:>9} | {:>6} | {:>8.1} |",
+        "| {:<28} | {:<37} | {:>10.0} | {:>8.2} | {:>8.2} | {:>11.2} | {:>9} | {:>6} | {:>8.1} | {:>9.0} |",
         scenario.name,
         system.label(),
         o.acked_per_sec,
@@ -464,7 +481,8 @@ fn print_row(scenario: &Scenario, system: System, o: &Outcome) {
         o.delivery_p99_ms,
         o.delivered,
         o.errors,
-        o.peak_rss_mib
+        o.peak_rss_mib,
+        o.cpu_ms_per_1k
     );
 }
 
@@ -527,13 +545,13 @@ fn main() {
     );
     println!();
     println!(
-        "| scenario                     | system                                |  acked/s   | ack p50  | ack p99  | deliv. p99  | delivered | errors | peak RSS |"
+        "| scenario                     | system                                |  acked/s   | ack p50  | ack p99  | deliv. p99  | delivered | errors | peak RSS | server CPU |"
     );
     println!(
-        "|                              |                                       |            |   (ms)   |   (ms)   |    (ms)     |           |        |  (MiB)   |"
+        "|                              |                                       |            |   (ms)   |   (ms)   |    (ms)     |           |        |  (MiB)   | ms/1k msg |"
     );
     println!(
-        "|------------------------------|---------------------------------------|------------|----------|----------|-------------|-----------|--------|----------|"
+        "|------------------------------|---------------------------------------|------------|----------|----------|-------------|-----------|--------|----------|------------|"
     );
     for scenario in &scenarios {
         let mut results = Vec::new();

@@ -165,7 +165,7 @@ async fn accept(
         .to_bytes();
     let message = Message::decode(&bytes)?;
     message.check_work(node.inner.options.difficulty).map_err(ApiError::InsufficientWork)?;
-    let id = message.id();
+    let id = MessageId::of_encoding(&bytes);
     let outcome = node.inner.store.submit(&message, bytes.to_vec(), id).await?;
     Ok(match outcome {
         SubmitOutcome::Stored { seq } => {

@@ -20,22 +20,25 @@
 //! Events: `message` (id = sequence, data = the JSON of `GET /messages/{id}`), `live` once the
 //! replay is done (data `{"after": seq}`), `closed` (data `{"code", "message", "resume_after"}`).
 //! The SSE `id` lets a browser's `EventSource` resume by itself (`Last-Event-ID`).
+//!
+//! Events already waiting in the outbox are written to the socket together (one write for many
+//! events), which is what keeps many subscribers cheap under a high message rate.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::{Stream, StreamExt};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use futures_util::StreamExt;
+use protocol::tangle::Address;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
-
-use protocol::tangle::Address;
 
 use crate::Node;
 use crate::api::{MAX_SUBSCRIPTION_ADDRESSES, parse_address};
@@ -48,6 +51,25 @@ const OUTBOX: usize = 64;
 const REPLAY_PAGE: usize = 500;
 /// How many times a replay may be overtaken by live traffic before the subscriber is dropped.
 const MAX_REPLAYS: u32 = 3;
+/// A comment line this often keeps idle connections (and proxies) from timing out.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One server-sent event in wire form. `data` must not contain a newline (compact JSON never
+/// does).
+fn sse(event: &str, id: Option<u64>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 48);
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+    }
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push_str("\ndata: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SubscribeQuery {
@@ -62,7 +84,7 @@ pub(crate) async fn subscribe(
     State(node): State<Node>,
     headers: HeaderMap,
     query: Result<Query<SubscribeQuery>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadQuery(e.body_text()))?;
     let addresses = query
         .addresses
@@ -84,12 +106,22 @@ pub(crate) async fn subscribe(
     let after = resume.or(query.after);
     let (outbox, events) = mpsc::channel(OUTBOX);
     // The closing event has its own slot after the outbox, so a full outbox cannot swallow it.
-    let (closing, closed) = oneshot::channel::<Event>();
+    let (closing, closed) = oneshot::channel::<Bytes>();
     node.inner.metrics.subscribers.inc();
     tokio::spawn(run(node, addresses, after, outbox, closing));
     let last = futures_util::stream::once(closed).filter_map(|event| async move { event.ok() });
-    let stream = ReceiverStream::new(events).chain(last).map(Ok);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // Everything already queued goes out in one chunk (one write) instead of one per event.
+    let body = ReceiverStream::new(events)
+        .chain(last)
+        .ready_chunks(OUTBOX)
+        .map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk.concat())));
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-style proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
 }
 
 /// Why a subscription ended, as sent in the closing event.
@@ -133,8 +165,8 @@ async fn run(
     node: Node,
     addresses: HashSet<Address>,
     after: Option<u64>,
-    outbox: mpsc::Sender<Event>,
-    closing: oneshot::Sender<Event>,
+    outbox: mpsc::Sender<Bytes>,
+    closing: oneshot::Sender<Bytes>,
 ) {
     let mut cursor = after.unwrap_or_else(|| node.inner.store.last_seq());
     let step = follow(&node, &addresses, &mut cursor, &outbox).await;
@@ -145,7 +177,7 @@ async fn run(
             "message": reason.message(),
             "resume_after": cursor,
         });
-        let event = Event::default().event("closed").data(data.to_string());
+        let event = sse("closed", None, &data.to_string());
         // Sent after whatever is still in the outbox; fails only if the subscriber has gone.
         let _ = closing.send(event);
     }
@@ -158,7 +190,7 @@ async fn follow(
     node: &Node,
     addresses: &HashSet<Address>,
     cursor: &mut u64,
-    outbox: &mpsc::Sender<Event>,
+    outbox: &mpsc::Sender<Bytes>,
 ) -> Step {
     let store = &node.inner.store;
     let shutdown = &node.inner.shutdown;
@@ -185,15 +217,23 @@ async fn follow(
                 break;
             }
         }
-        let caught_up = Event::default().event("live").data(format!("{{\"after\":{cursor}}}"));
+        let caught_up = sse("live", None, &format!("{{\"after\":{cursor}}}"));
         if outbox.send(caught_up).await.is_err() {
             return Step::Gone;
         }
         let mut delivered_live = false;
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.tick().await; // the first tick is immediate
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return Step::Close(CloseReason::ShuttingDown),
                 () = outbox.closed() => return Step::Gone,
+                _ = keep_alive.tick() => {
+                    // Fails only when the outbox is full (the connection is busy, so alive) or
+                    // the subscriber has gone (noticed on the next round).
+                    let _ = outbox.try_send(Bytes::from_static(b": keep-alive\n\n"));
+                    continue;
+                }
                 next = live.recv() => next,
             };
             match next {
@@ -220,8 +260,8 @@ async fn follow(
 }
 
 /// Queues one message event; false when the subscriber has gone.
-async fn send(node: &Node, outbox: &mpsc::Sender<Event>, stored: &StoredMessage) -> bool {
-    let event = Event::default().event("message").id(stored.seq.to_string()).data(stored.json());
+async fn send(node: &Node, outbox: &mpsc::Sender<Bytes>, stored: &StoredMessage) -> bool {
+    let event = sse("message", Some(stored.seq), stored.json());
     if outbox.send(event).await.is_err() {
         return false;
     }

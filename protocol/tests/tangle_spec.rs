@@ -84,6 +84,7 @@ fn every_vector_encodes_decodes_and_hashes_as_frozen() {
         let message = draft.clone().with_nonce(v.nonce);
         assert_eq!(message.encode(), v.encoding, "{}: encoding", v.name);
         assert_eq!(Some(message.id()), v.id, "{}: id", v.name);
+        assert_eq!(Some(MessageId::of_encoding(&v.encoding)), v.id, "{}: id of bytes", v.name);
         assert_eq!(draft.content_hash().to_vec(), v.content_hash, "{}: content hash", v.name);
         let work = work_hash(&draft.content_hash(), v.nonce);
         assert_eq!(work.to_vec(), v.work_hash, "{}: work hash", v.name);

@@ -35,6 +35,12 @@ impl MessageId {
     pub fn from_hex(text: &str) -> Option<Self> {
         from_hex32(text).map(Self)
     }
+
+    /// The id of bytes that [`Message::decode`] accepted: since every message has exactly one
+    /// encoding, hashing the received bytes equals hashing a re-encoding, without the copy.
+    pub fn of_encoding(bytes: &[u8]) -> Self {
+        Self(Sha3_256::digest(bytes).into())
+    }
 }
 
 impl core::fmt::Debug for MessageId {
@@ -240,11 +246,14 @@ impl Message {
 
     /// SHA3-256 of the encoding.
     pub fn id(&self) -> MessageId {
-        MessageId(Sha3_256::digest(self.encode()).into())
+        MessageId::of_encoding(&self.encode())
     }
 
     /// Checks the proof of work against a node's difficulty.
     pub fn check_work(&self, difficulty: Difficulty) -> Result<(), InsufficientWork> {
+        if difficulty == Difficulty::NONE {
+            return Ok(()); // every nonce qualifies; skip hashing the content
+        }
         pow::check(&self.draft.content_hash(), self.nonce, difficulty)
     }
 
