@@ -11,7 +11,9 @@
 //! meter's decryption key is held in memory only.
 
 pub mod api;
+pub mod live;
 pub mod pages;
+pub mod reader;
 pub mod serial;
 pub mod settings;
 pub mod storage;
