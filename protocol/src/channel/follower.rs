@@ -364,7 +364,8 @@ impl ProviderFollower {
             for reader in &mut stream.epochs {
                 reader.refresh_index(lookahead);
                 let until = reader.window_end(lookahead);
-                let open_epoch = reader.end_seq.is_none() && !stream.revoked;
+                // An abandoned epoch gets no new messages; only its known gaps are worth a look.
+                let open_epoch = reader.end_seq.is_none() && !stream.revoked && !reader.abandoned;
                 // Gaps a checkpoint already settled: the message may still turn up late.
                 let index_floor = reader.indexed_from;
                 for (seq, settled) in reader.settled.range(index_floor..reader.settled_floor) {
@@ -457,11 +458,11 @@ impl ProviderFollower {
         if stream.epochs.iter().any(|r| r.keys.id() == new_id) {
             return; // Already following (duplicate delivery, or it came by rotation first).
         }
-        if let Some(link) = keyload.previous
-            && let Some(old) = stream.epochs.iter_mut().find(|r| r.keys.id() == link.epoch)
-        {
-            // The device restarted (or re-granted) past this epoch: no checkpoint will come for
-            // what it left uncovered.
+        // A device only ever writes to its newest epoch. An inbox keyload means it restarted
+        // (or granted us afresh): every epoch it did not close is abandoned, and no checkpoint
+        // will come for what it left uncovered there. (After a restore from an older state
+        // copy, the keyload's `previous` link names an older epoch than the one it abandoned.)
+        for old in stream.epochs.iter_mut().filter(|r| r.end_seq.is_none()) {
             old.abandoned = true;
             old.flush_unconfirmed(events);
         }
