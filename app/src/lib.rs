@@ -11,6 +11,7 @@
 //! meter's decryption key is held in memory only.
 
 pub mod api;
+pub mod chart;
 pub mod live;
 pub mod pages;
 pub mod reader;

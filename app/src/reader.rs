@@ -85,8 +85,11 @@ pub trait SerialSource {
 }
 
 /// Telegrams and problems counted since the reader started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
+    /// Milliseconds spent in [`MeterDecoder::feed`] (framing, CRC, parsing, decryption,
+    /// snapshots) on this thread, measured by [`run`] with `performance.now()`.
+    pub decode_ms: f64,
     /// Telegrams with a correct CRC (or none, on meters that send none), or that decrypted.
     pub good: u64,
     /// Telegrams that failed: CRC mismatch, truncated, oversized, not ASCII, not decryptable.
@@ -368,6 +371,20 @@ async fn unless_stopped<T>(
     .await
 }
 
+/// `performance.now()` in milliseconds (0 where there is no `window`).
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|window| window.performance()).map_or(0.0, |p| p.now())
+}
+
+/// Feeds a chunk and adds the time it took to the decoder's counts. Chromium rounds
+/// `performance.now()` to 100 µs with jitter, so single chunks read 0 or 0.1 ms; the sum over
+/// many chunks is what is meaningful.
+fn timed_feed(decoder: &mut MeterDecoder, chunk: &[u8], out: &mut Vec<Decoded>) {
+    let started = now_ms();
+    decoder.feed(chunk, out);
+    decoder.counts.decode_ms += now_ms() - started;
+}
+
 /// Hands decoded values to `emit`, each with the counts after it.
 fn flush(decoder: &MeterDecoder, out: &mut Vec<Decoded>, emit: &mut impl FnMut(ReaderEvent)) {
     for decoded in out.drain(..) {
@@ -429,7 +446,7 @@ pub async fn run<S: SerialSource>(
                     Wake::Timeout => break None,
                     Wake::Data(Ok(Some(chunk))) => {
                         bytes_seen += chunk.len() as u64;
-                        decoder.feed(&chunk, &mut out);
+                        timed_feed(decoder, &chunk, &mut out);
                         flush(decoder, &mut out, emit);
                         if decoder.has_link_evidence() {
                             break Some(Ok(()));
@@ -484,7 +501,7 @@ pub async fn run<S: SerialSource>(
                 }
                 Wake::Timeout => {}
                 Wake::Data(Ok(Some(chunk))) => {
-                    decoder.feed(&chunk, &mut out);
+                    timed_feed(decoder, &chunk, &mut out);
                     flush(decoder, &mut out, emit);
                 }
                 Wake::Data(Ok(None)) => {
