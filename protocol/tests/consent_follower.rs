@@ -71,6 +71,13 @@ fn a_grant_delivers_exactly_the_granted_tiers_and_amendments_change_them() {
     }));
     b.sync(&mut lab);
     assert!(b.outcomes.is_empty());
+
+    // The amended (earlier) end is the one the device enforces and the provider accepts.
+    assert_eq!(a.consent.end_of(grant), Some(end));
+    lab.now = end;
+    assert!(device.sync(&mut lab).contains(&ConsentReport::Expired { grant }));
+    a.sync(&mut lab);
+    assert!(matches!(a.outcomes.last(), Some(NoticeOutcome::Expired { grant: g }) if *g == grant));
 }
 
 #[test]
@@ -192,4 +199,98 @@ fn a_reset_and_re_pairing_end_every_grant_of_the_previous_occupant() {
     device.checkpoint(&mut lab, Tier::Second);
     a.sync(&mut lab);
     assert_eq!(a.verified().len(), seen_before);
+}
+
+#[test]
+fn the_pairing_and_the_follower_survive_a_restart_without_redoing_or_reusing_anything() {
+    let mut lab = Lab::new(34);
+    let mut device = Device::new(&mut lab, 1, &[Tier::Second]);
+    let mut household = pair(&mut lab, 1, &mut device);
+    let mut a = Provider::new(&mut lab, 1, "Wattt", &device);
+    let request = a.request(&mut lab, "insight", Tier::Second, 30);
+    let grant = household.grant(&mut lab, &request, &a.card, &[Tier::Second]);
+    device.sync(&mut lab);
+    for _ in 0..3 {
+        lab.now += 1;
+        device.publish(&mut lab, Tier::Second);
+    }
+    device.checkpoint(&mut lab, Tier::Second);
+    a.sync(&mut lab);
+    assert_eq!(a.verified().len(), 3);
+    lab.now += 60;
+    assert!(device.sync(&mut lab).contains(&ConsentReport::ReceiptIssued {
+        grant,
+        tier: Tier::Second,
+        count: 3
+    }));
+
+    device.restart(&mut lab);
+    // Re-reading the log after the restart changes nothing: no grant is started again.
+    let reports = device.sync(&mut lab);
+    assert!(reports.iter().all(|r| matches!(r, ConsentReport::Ignored(_))), "{reports:?}");
+    assert_eq!(device.channel.members(Tier::Second).unwrap(), vec![a.keys.id()]);
+    assert_eq!(device.follower.as_ref().unwrap().live_grants().len(), 1);
+
+    // Data continues in a fresh epoch; the provider follows it.
+    for _ in 0..2 {
+        lab.now += 1;
+        device.publish(&mut lab, Tier::Second);
+    }
+    device.checkpoint(&mut lab, Tier::Second);
+    a.sync(&mut lab);
+    assert_eq!(a.verified().len(), 5);
+
+    // The next receipt covers only what came after the first one, at a new address.
+    lab.now += 60;
+    assert!(device.sync(&mut lab).contains(&ConsentReport::ReceiptIssued {
+        grant,
+        tier: Tier::Second,
+        count: 2
+    }));
+    let receipt_addresses: Vec<_> = lab
+        .tangle
+        .published
+        .iter()
+        .filter(|p| p.kind == PublishKind::DeliveryReceipt)
+        .map(|p| p.address)
+        .collect();
+    assert_eq!(receipt_addresses.len(), 2);
+    assert_ne!(receipt_addresses[0], receipt_addresses[1]);
+
+    // And the restored follower still enforces: a revocation rotates the provider out.
+    household.append(&mut lab, EventKind::Revoked { grant, reason: String::new() });
+    assert!(device.sync(&mut lab).contains(&ConsentReport::Revoked { grant }));
+    assert!(device.channel.members(Tier::Second).unwrap().is_empty());
+    a.sync(&mut lab);
+    assert!(matches!(a.outcomes.last(), Some(NoticeOutcome::Revoked { .. })));
+}
+
+#[test]
+fn corrupted_saved_state_is_refused_with_an_error() {
+    let mut lab = Lab::new(35);
+    let mut device = Device::new(&mut lab, 1, &[Tier::Second]);
+    let household = pair(&mut lab, 1, &mut device);
+    device.sync(&mut lab);
+    let saved = device.follower.as_ref().unwrap().save();
+    let restore = |bytes: &[u8], device_id| {
+        protocol::consent::DeviceConsentFollower::restore(
+            bytes,
+            device_id,
+            household.paired.owner.public().clone(),
+            &household.paired.log_key,
+            protocol::consent::ConsentFollowerConfig::default(),
+        )
+        .map(|_| ())
+    };
+    assert_eq!(restore(&saved, device.keys.id()), Ok(()));
+    assert!(restore(&saved[..saved.len() - 1], device.keys.id()).is_err());
+    assert_eq!(
+        restore(&saved, channel_support::party(protocol::crypto::Role::Device, 2).id()),
+        Err(ConsentError::OtherDevice)
+    );
+    let mut bad_magic = saved.clone();
+    bad_magic[0] ^= 1;
+    assert!(restore(&bad_magic, device.keys.id()).is_err());
+    let paired = device.paired.as_ref().unwrap().encode();
+    assert!(protocol::pairing::Paired::decode(&paired[..10]).is_err());
 }

@@ -20,13 +20,24 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand_core::CryptoRng;
 
-use super::event::{EventKind, Grant, GrantId, RemovalReason};
-use super::log::{IgnoredEntry, LogAnomaly, LogOutcome, LogReader};
+use super::event::{EventKind, Grant, GrantId, RemovalReason, read_tiers, write_tiers};
+use super::log::{IgnoredEntry, LogAnomaly, LogOutcome, LogReader, SealedEntry};
 use super::notice::{Notice, NoticeKind};
 use super::receipt::DeliveryReceipt;
 use super::{ConsentError, Publish};
+use crate::channel::codec::{DecodeError, Reader, Writer};
 use crate::channel::{Address, DeviceChannel, Outgoing, OutgoingKind, Tier};
 use crate::crypto::{PartyId, PartyKeys, PublicKeys, SymmetricKey, digest};
+
+const FOLLOWER_MAGIC: &[u8; 4] = b"MKCF";
+const FOLLOWER_VERSION: u8 = 1;
+/// Bounds on saved state, so a corrupted file cannot make the decoder allocate without limit.
+const MAX_LEDGER_DIGESTS: u64 = 10_000_000;
+const MAX_SAVED_GRANTS: u64 = 100_000;
+
+fn read_tier(r: &mut Reader<'_>) -> Result<Tier, DecodeError> {
+    Tier::from_code(r.u8("tier")?).ok_or(DecodeError::InvalidValue { field: "tier" })
+}
 
 /// Tuning of a consent follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +218,104 @@ impl DeviceConsentFollower {
             last_receipt_at: None,
             ended: false,
         }
+    }
+
+    /// Serializes what must survive a restart: the log position, the grants (as their
+    /// owner-signed entries plus current tiers, end and receipt positions), the delivery ledgers
+    /// and the receipt counter. Contains no key (grant keys stay encrypted inside the entries);
+    /// the log key comes from the saved pairing state.
+    ///
+    /// `"MKCF" ‖ u8 1 ‖ reader (device PartyId ‖ u64be next ‖ last hash ‖ u64be last time ‖
+    /// varint n ‖ n × (u64be index ‖ hash)) ‖ u8 ended ‖ u64be next receipt ‖ u8 has last ‖
+    /// u64be last receipt time ‖ varint n ‖ n × (u8 tier ‖ u64be first ‖ varint m ‖ m × digest) ‖
+    /// varint n ‖ n × (lp entry ‖ u8 live ‖ tiers ‖ u64be end ‖ varint m ‖ m × (u8 tier ‖ u64be))`
+    pub fn save(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(FOLLOWER_MAGIC).u8(FOLLOWER_VERSION);
+        self.reader.save(&mut w);
+        w.u8(u8::from(self.ended)).u64be(self.next_receipt);
+        w.u8(u8::from(self.last_receipt_at.is_some())).u64be(self.last_receipt_at.unwrap_or(0));
+        w.varint(self.ledgers.len() as u64);
+        for (tier, ledger) in &self.ledgers {
+            w.u8(tier.code()).u64be(ledger.first).varint(ledger.digests.len() as u64);
+            for digest in &ledger.digests {
+                w.bytes(digest);
+            }
+        }
+        w.varint(self.grants.len() as u64);
+        for tracked in self.grants.values() {
+            w.length_prefixed(&tracked.entry).u8(u8::from(tracked.status == GrantStatus::Live));
+            write_tiers(&mut w, &tracked.grant.tiers);
+            w.u64be(tracked.grant.end).varint(tracked.receipted.len() as u64);
+            for (tier, from) in &tracked.receipted {
+                w.u8(tier.code()).u64be(*from);
+            }
+        }
+        w.finish()
+    }
+
+    /// Restores [`DeviceConsentFollower::save`] output with the pairing's owner keys and log key.
+    /// Every saved grant entry is verified and decrypted again.
+    pub fn restore(
+        bytes: &[u8],
+        device: PartyId,
+        owner: PublicKeys,
+        log_key: &SymmetricKey,
+        config: ConsentFollowerConfig,
+    ) -> Result<Self, ConsentError> {
+        let mut r = Reader::new(bytes);
+        if r.take(4, "magic")? != FOLLOWER_MAGIC {
+            return Err(DecodeError::InvalidValue { field: "magic" }.into());
+        }
+        let version = r.u8("version")?;
+        if version != FOLLOWER_VERSION {
+            return Err(
+                DecodeError::UnsupportedVersion { what: "consent follower", version }.into()
+            );
+        }
+        let reader = LogReader::restore(&mut r, device, owner, log_key)?;
+        let ended = r.bool("ended")?;
+        let next_receipt = r.u64be("next receipt")?;
+        let has_last = r.bool("has last receipt")?;
+        let last = r.u64be("last receipt")?;
+        let mut follower = Self::new(device, reader.owner().clone(), log_key, config);
+        follower.reader = reader;
+        follower.ended = ended;
+        follower.next_receipt = next_receipt;
+        follower.last_receipt_at = has_last.then_some(last);
+        for _ in 0..r.varint_max(Tier::ALL.len() as u64, "ledger count")? {
+            let tier = read_tier(&mut r)?;
+            let first = r.u64be("ledger first")?;
+            let mut digests = VecDeque::new();
+            for _ in 0..r.varint_max(MAX_LEDGER_DIGESTS, "ledger length")? {
+                digests.push_back(r.array("ledger digest")?);
+            }
+            follower.ledgers.insert(tier, TierLedger { first, digests });
+        }
+        for _ in 0..r.varint_max(MAX_SAVED_GRANTS, "grant count")? {
+            let entry = r.length_prefixed(super::receipt::MAX_ENTRY_LEN, "grant entry")?.to_vec();
+            let live = r.bool("grant live")?;
+            let tiers = read_tiers(&mut r)?;
+            let end = r.u64be("grant end")?;
+            let mut receipted = BTreeMap::new();
+            for _ in 0..r.varint_max(Tier::ALL.len() as u64, "receipt positions")? {
+                let tier = read_tier(&mut r)?;
+                receipted.insert(tier, r.u64be("receipt position")?);
+            }
+            let sealed = SealedEntry::decode(&entry)?;
+            sealed.verify_signature(device, follower.reader.owner())?;
+            let content_key = sealed.household_content_key(follower.reader.keys(), device)?;
+            let EventKind::Granted(grant) = sealed.open(&content_key, device)?.kind else {
+                return Err(ConsentError::NotAGrant);
+            };
+            let mut grant = *grant;
+            grant.tiers = tiers;
+            grant.end = end;
+            let status = if live { GrantStatus::Live } else { GrantStatus::Scheduled };
+            follower.grants.insert(grant.id, TrackedGrant { grant, entry, status, receipted });
+        }
+        r.finish()?;
+        Ok(follower)
     }
 
     /// Addresses to fetch or subscribe to (the log's next entry and recent ones).

@@ -525,6 +525,39 @@ impl LogReader {
         &self.keys
     }
 
+    /// Writes the reading position (no secret: the log key is not included).
+    pub(crate) fn save(&self, w: &mut Writer) {
+        w.bytes(&self.device.0).u64be(self.next_index).bytes(&self.last_hash).u64be(self.last_time);
+        w.varint(self.recent.len() as u64);
+        for (index, hash) in &self.recent {
+            w.u64be(*index).bytes(hash);
+        }
+    }
+
+    /// Reads what [`LogReader::save`] wrote, for `device`'s log.
+    pub(crate) fn restore(
+        r: &mut Reader<'_>,
+        device: PartyId,
+        owner: PublicKeys,
+        log_key: &SymmetricKey,
+    ) -> Result<Self, ConsentError> {
+        if PartyId(r.array("device")?) != device {
+            return Err(ConsentError::OtherDevice);
+        }
+        let mut reader = Self::new(device, owner, log_key);
+        reader.next_index = r.u64be("next index")?;
+        reader.last_hash = r.array("last hash")?;
+        reader.last_time = r.u64be("last time")?;
+        for _ in 0..r.varint_max(FORK_WATCH, "recent count")? {
+            let index = r.u64be("recent index")?;
+            if index >= reader.next_index {
+                return Err(DecodeError::InvalidValue { field: "recent index" }.into());
+            }
+            reader.recent.insert(index, r.array("recent hash")?);
+        }
+        Ok(reader)
+    }
+
     /// The owner's keys.
     pub fn owner(&self) -> &PublicKeys {
         &self.owner

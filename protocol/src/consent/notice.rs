@@ -166,6 +166,8 @@ pub enum NoticeOutcome {
 #[derive(Debug, Default)]
 pub struct ProviderConsent {
     receipts: BTreeMap<GrantId, ConsentReceipt>,
+    /// Current end of each grant (amendments move it).
+    ends: BTreeMap<GrantId, u64>,
     ended: BTreeMap<GrantId, NoticeKind>,
 }
 
@@ -178,6 +180,11 @@ impl ProviderConsent {
     /// Receipts of every grant received (live or ended).
     pub fn receipts(&self) -> impl Iterator<Item = &ConsentReceipt> {
         self.receipts.values()
+    }
+
+    /// The current end of a grant (after amendments).
+    pub fn end_of(&self, grant: GrantId) -> Option<u64> {
+        self.ends.get(&grant).copied()
     }
 
     /// Whether a grant has ended, and how.
@@ -221,6 +228,7 @@ impl ProviderConsent {
             if receipt.grant().id != grant || receipt.grant().tiers != tiers {
                 return Err(ConsentError::NoticeMismatch);
             }
+            self.ends.insert(grant, receipt.grant().end);
             self.receipts.insert(grant, receipt.clone());
             return Ok(NoticeOutcome::Granted(Box::new(receipt)));
         }
@@ -232,7 +240,7 @@ impl ProviderConsent {
         {
             return Err(ConsentError::NoticeMismatch);
         }
-        let end = receipt.grant().end;
+        let end = self.ends.get(&grant).copied().unwrap_or(receipt.grant().end);
         let event = if entry.is_empty() {
             None
         } else {
@@ -257,7 +265,9 @@ impl ProviderConsent {
             (NoticeKind::DeviceRemoved, None) => NoticeOutcome::DeviceRemoved { grant },
             _ => return Err(ConsentError::NoticeMismatch),
         };
-        if !matches!(outcome, NoticeOutcome::Amended { .. }) {
+        if let NoticeOutcome::Amended { end, .. } = &outcome {
+            self.ends.insert(grant, *end);
+        } else {
             self.ended.insert(grant, kind);
         }
         Ok(outcome)

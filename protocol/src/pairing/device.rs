@@ -10,14 +10,17 @@
 
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::code::PairingCode;
 use super::wire::{self, Announcement, ClaimBody};
 use super::{ClaimRefusal, PairingError};
+use crate::channel::codec::{DecodeError, Reader, Writer};
 use crate::consent::sealed::open_sealed;
 use crate::consent::{Publish, PublishKind};
 use crate::crypto::{
-    self, AEAD_NONCE_LEN, PartyKeys, PublicKeys, Role, SignatureContext, SymmetricKey,
+    self, AEAD_NONCE_LEN, PUBLIC_KEYS_LEN, PartyKeys, PublicKeys, Role, SignatureContext,
+    SymmetricKey,
 };
 
 /// Failed claims allowed before the device starts locking itself.
@@ -222,7 +225,46 @@ impl ExpectClaim {
     }
 }
 
+const PAIRED_MAGIC: &[u8; 4] = b"MKPD";
+const PAIRED_VERSION: u8 = 1;
+
 impl Paired {
+    /// The state to keep across restarts:
+    /// `"MKPD" ‖ u8 1 ‖ owner PublicKeys ‖ log key(32) ‖ pairing id(32) ‖ u64be paired_at`.
+    /// It contains the log key: store it encrypted (the device's state-at-rest key).
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        w.bytes(PAIRED_MAGIC)
+            .u8(PAIRED_VERSION)
+            .bytes(&self.owner.encode())
+            .bytes(self.log_key.expose_secret())
+            .bytes(&self.pairing_id)
+            .u64be(self.paired_at);
+        Zeroizing::new(w.finish())
+    }
+
+    /// Restores [`Paired::encode`] output.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PairingError> {
+        let mut r = Reader::new(bytes);
+        if r.take(4, "magic")? != PAIRED_MAGIC {
+            return Err(DecodeError::InvalidValue { field: "magic" }.into());
+        }
+        let version = r.u8("version")?;
+        if version != PAIRED_VERSION {
+            return Err(DecodeError::UnsupportedVersion { what: "paired state", version }.into());
+        }
+        let owner = PublicKeys::decode(r.take(PUBLIC_KEYS_LEN, "owner keys")?)
+            .map_err(|_| DecodeError::InvalidValue { field: "owner keys" })?;
+        if owner.role() != Role::Wallet {
+            return Err(PairingError::WrongRole);
+        }
+        let log_key = SymmetricKey::from_bytes(r.array("log key")?);
+        let pairing_id = r.array("pairing id")?;
+        let paired_at = r.u64be("paired at")?;
+        r.finish()?;
+        Ok(Self { owner, log_key, pairing_id, paired_at })
+    }
+
     /// A paired device refuses every claim, unread.
     pub fn refuse_claim(&self) -> ClaimRefusal {
         ClaimRefusal::AlreadyOwned

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use protocol::channel::{
-    Address, DeviceChannel, FollowerConfig, FollowerEvent, Outgoing, ProviderFollower,
+    Address, DeviceChannel, FollowerConfig, FollowerEvent, Outgoing, ProviderFollower, SavedDevice,
     StreamConfig, Tier,
 };
 use protocol::consent::{
@@ -70,6 +70,7 @@ impl Lab {
 /// A meter reader: keys, channel, pairing state and consent follower.
 #[derive(Debug)]
 pub struct Device {
+    pub n: u8,
     pub keys: PartyKeys,
     pub channel: DeviceChannel,
     pub waiting: Option<ExpectClaim>,
@@ -93,6 +94,7 @@ impl Device {
             ExpectClaim::start(&keys, lab.now, &mut lab.rng).unwrap();
         lab.tangle.publish([announcement]);
         Self {
+            n,
             keys,
             channel,
             waiting: Some(waiting),
@@ -192,6 +194,34 @@ impl Device {
         if let Some(item) = self.channel.checkpoint_now(tier, lab.now, &mut lab.rng).unwrap() {
             lab.tangle.publish_channel(vec![item]);
         }
+    }
+
+    /// A restart: only the saved states survive (pairing, consent follower, channel); the
+    /// driver's fetch cursors are lost too.
+    pub fn restart(&mut self, lab: &mut Lab) {
+        let paired_bytes = self.paired.as_ref().unwrap().encode();
+        let follower_bytes = self.follower.as_ref().unwrap().save();
+        let channel_bytes = self.channel.save();
+        let keys = party(Role::Device, self.n);
+        let paired = Paired::decode(&paired_bytes).unwrap();
+        let follower = DeviceConsentFollower::restore(
+            &follower_bytes,
+            keys.id(),
+            paired.owner().clone(),
+            paired.log_key(),
+            ConsentFollowerConfig { receipt_interval_secs: 60 },
+        )
+        .unwrap();
+        let (channel, resumed) = SavedDevice::decode(&channel_bytes)
+            .unwrap()
+            .resume(party(Role::Device, self.n), lab.now, &mut lab.rng)
+            .unwrap();
+        lab.tangle.publish_channel(resumed);
+        self.keys = keys;
+        self.channel = channel;
+        self.paired = Some(paired);
+        self.follower = Some(follower);
+        self.cursors.clear();
     }
 
     /// A physical reset (hand-over without the wallet): ends every grant, shows a new code.
