@@ -7,6 +7,13 @@ use clap::Parser;
 
 use crate::store::Durability;
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// A Meterkast tangle node that also serves the web app.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "gateway", version, about)]
@@ -50,6 +57,10 @@ pub struct Config {
     /// Requests a client may send in a burst above the steady rate.
     #[arg(long, env = "MK_GATEWAY_RATE_BURST", default_value_t = 100)]
     pub rate_burst: u32,
+
+    /// Log format on stderr: `text` for people, `json` (one object per line) for log collectors.
+    #[arg(long, env = "MK_GATEWAY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 
     /// How many messages a live subscriber may fall behind before the node drops it.
     #[arg(long, env = "MK_GATEWAY_SUBSCRIBER_BUFFER", default_value_t = 4096,

@@ -1,19 +1,21 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use gateway::config::LogFormat;
 use gateway::{Assets, Config, Node, NodeOptions};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let config = Config::parse();
+    // Levels from RUST_LOG (default info); every event carries its fields (addr, store, …).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
