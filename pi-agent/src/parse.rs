@@ -44,7 +44,7 @@ pub struct ParseArgs {
 
 /// `--country` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum CountryArg {
+pub(crate) enum CountryArg {
     Nl,
     Be,
     Lu,
