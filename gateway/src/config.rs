@@ -46,7 +46,7 @@ pub struct Config {
 
     /// Proof-of-work difficulty in leading zero bits (0 = none). The default costs a Raspberry Pi
     /// a few milliseconds per message.
-    #[arg(long, env = "MK_GATEWAY_DIFFICULTY", default_value_t = 12,
+    #[arg(long, env = "MK_GATEWAY_DIFFICULTY", default_value_t = protocol::tangle::Difficulty::DEFAULT.bits(),
           value_parser = clap::value_parser!(u8).range(0..=i64::from(protocol::tangle::MAX_DIFFICULTY)))]
     pub difficulty: u8,
 

@@ -69,6 +69,8 @@ pub enum StartError {
     Bind { addr: std::net::SocketAddr, source: io::Error },
     #[error("{0} (point --store at a writable file)")]
     Store(StoreError),
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
 }
 
 impl Assets {
@@ -102,7 +104,7 @@ impl NodeOptions {
                 max_bytes: None,
                 subscriber_buffer: 4096,
             },
-            difficulty: Difficulty::new(12).unwrap_or(Difficulty::NONE),
+            difficulty: Difficulty::DEFAULT,
             rate_limit: Some(RateLimit { per_second: 50, burst: 100 }),
         }
     }
@@ -110,7 +112,7 @@ impl NodeOptions {
     /// The options the command line asked for.
     pub fn from_config(config: &Config) -> Result<Self, StartError> {
         let difficulty = Difficulty::new(config.difficulty)
-            .map_err(|e| StartError::Store(StoreError::Internal(e.to_string())))?;
+            .map_err(|e| StartError::InvalidOption(e.to_string()))?;
         Ok(Self {
             store: StoreOptions {
                 path: config.store.clone(),

@@ -20,6 +20,10 @@ pub struct Difficulty(u8);
 impl Difficulty {
     /// No work required.
     pub const NONE: Self = Self(0);
+    /// What a node asks for unless configured otherwise: about 4,096 hashes, a few milliseconds
+    /// on a Raspberry Pi (measured by `scripts/bench-node.sh`), yet 4,096× the cost of a free
+    /// write for a spammer.
+    pub const DEFAULT: Self = Self(12);
 
     pub fn new(bits: u8) -> Result<Self, DifficultyError> {
         if bits > MAX_DIFFICULTY {
