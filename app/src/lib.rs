@@ -12,12 +12,14 @@
 
 pub mod api;
 pub mod chart;
+pub mod identity;
 pub mod live;
 pub mod pages;
 pub mod reader;
 pub mod serial;
 pub mod settings;
 pub mod storage;
+pub mod vault;
 
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
