@@ -205,24 +205,28 @@ async fn run_node(scenario: Scenario, durability: &str, seconds: f64) -> Outcome
         let (samples, stop) = (samples.clone(), stop.clone());
         subscribers.push(tokio::spawn(async move {
             let mut ready = Some(ready_tx);
-            let mut buffer = String::new();
+            let mut buffer: Vec<u8> = Vec::new();
             let mut mine = Vec::new();
             let warm = WARMUP.as_micros() as u64;
             while let Some(Ok(chunk)) = bytes.next().await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let event: String = buffer.drain(..end + 2).collect();
-                    if event.contains("event: live") {
+                buffer.extend_from_slice(&chunk);
+                // Walk the complete events with a cursor, then drop them in one move.
+                let mut at = 0;
+                while let Some(len) = buffer[at..].windows(2).position(|w| w == b"\n\n") {
+                    let event = std::str::from_utf8(&buffer[at..at + len]).unwrap_or("");
+                    if event.starts_with("event: live") {
                         if let Some(tx) = ready.take() {
                             let _ = tx.send(());
                         }
-                    } else if let Some(sent) = stamp_from_event(&event) {
+                    } else if let Some(sent) = stamp_from_event(event) {
                         let now = started.elapsed().as_micros() as u64;
                         if sent >= warm {
                             mine.push(now.saturating_sub(sent));
                         }
                     }
+                    at += len + 2;
                 }
+                buffer.drain(..at);
                 if stop.load(Ordering::Relaxed) && buffer.is_empty() {
                     break;
                 }
