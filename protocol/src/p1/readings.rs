@@ -36,8 +36,19 @@ impl Country {
     #[must_use]
     pub fn detect(telegram: &Telegram<'_>) -> Self {
         let header = telegram.header();
-        let has = |obis| telegram.object(obis).is_some();
-        if header.starts_with("FLU") || has(ObisCode::new(0, 0, 96, 1, 4)) {
+        // One pass over the objects for the few codes that tell countries apart.
+        let (mut be_version, mut total, mut tariff_1, mut dsmr_version) =
+            (false, false, false, false);
+        for object in telegram.objects() {
+            match (object.obis.a, object.obis.b, object.obis.cde()) {
+                (0, 0, (96, 1, 4)) => be_version = true,
+                (1, 0, (1, 8, 0)) => total = true,
+                (1, 0, (1, 8, 1)) => tariff_1 = true,
+                (1, 3, (0, 2, 8)) => dsmr_version = true,
+                _ => {}
+            }
+        }
+        if header.starts_with("FLU") || be_version {
             Country::Belgium
         } else if header.starts_with("Lux") {
             Country::Luxembourg
@@ -47,10 +58,7 @@ impl Country {
             Country::Hungary
         } else if header.starts_with("ESY") {
             Country::Other
-        } else if has(ObisCode::new(1, 0, 1, 8, 0))
-            && !has(ObisCode::new(1, 0, 1, 8, 1))
-            && !has(ObisCode::new(1, 3, 0, 2, 8))
-        {
+        } else if total && !tariff_1 && !dsmr_version {
             Country::Sweden
         } else {
             Country::Netherlands

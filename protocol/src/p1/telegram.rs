@@ -200,7 +200,11 @@ impl<'a> Telegram<'a> {
     /// [`CrcCheck::Absent`] for DSMR 2.2/3 meters).
     pub fn parse(frame: FrameIn<'a>) -> Result<Self, TelegramError> {
         let crc = CrcCheck::of(frame.body, frame.crc_digits);
-        if let Some(at) = frame.body.iter().position(|byte| !byte.is_ascii()) {
+        // `is_ascii` checks a word at a time; the position is only looked for on failure.
+        if let Some(at) = (!frame.body.is_ascii())
+            .then(|| frame.body.iter().position(|b| !b.is_ascii()))
+            .flatten()
+        {
             return Err(TelegramError::NotAscii {
                 offset: frame.offset + at as u64,
                 byte: frame.body[at],
@@ -223,63 +227,68 @@ impl<'a> Telegram<'a> {
         let mut last_values_start: Option<usize> = None;
         let mut pos = header_end + 1;
         while pos < end {
-            let line_end = memchr(b'\n', &bytes[pos..end]).map_or(end, |i| pos + i);
-            // Trim by index (CR and stray blanks at the end, blanks at the start).
-            let mut trimmed_end = line_end;
-            while trimmed_end > pos && matches!(bytes[trimmed_end - 1], b'\r' | b' ' | b'\t') {
-                trimmed_end -= 1;
-            }
+            // Leading blanks are tolerated.
             let mut line_start = pos;
-            while line_start < trimmed_end && matches!(bytes[line_start], b' ' | b'\t') {
+            while line_start < end && matches!(bytes[line_start], b' ' | b'\t') {
                 line_start += 1;
             }
-            let line = &text[line_start..trimmed_end];
-            pos = line_end + 1;
-            if line.is_empty() {
-                continue;
-            }
-            let line_bytes = line.as_bytes();
-            if line_bytes[0] == b'(' {
-                let continued = last_values_start.zip(objects.last_mut());
-                match continued {
-                    Some((values_start, object)) if groups_are_well_formed(line) => {
-                        let object: &mut DataObject<'a> = object;
-                        object.values = &text[values_start..line_start + line.len()];
-                    }
-                    Some(_) => malformed.push(MalformedLine {
-                        offset: line_start,
-                        text: line,
-                        error: LineError::BadValues,
-                    }),
-                    None => malformed.push(MalformedLine {
-                        offset: line_start,
-                        text: line,
-                        error: LineError::OrphanContinuation,
-                    }),
+            // One pass per line: the OBIS code, then the groups, validated while looking for the
+            // line end (a memchr call per 25-byte line costs more than it saves).
+            let (kind, line_end, values_at) = match bytes.get(line_start) {
+                Some(b'(') => {
+                    let (line_end, well_formed) = scan_groups(bytes, line_start, end);
+                    (LineKind::Continuation { well_formed }, line_end, line_start)
                 }
-                continue;
-            }
-            let Some((obis, used)) = ObisCode::parse_prefix(line_bytes) else {
-                last_values_start = None;
-                malformed.push(MalformedLine {
-                    offset: line_start,
-                    text: line,
-                    error: LineError::NoObisCode,
-                });
-                continue;
+                _ => match ObisCode::parse_prefix(&bytes[line_start..end]) {
+                    Some((obis, used)) => {
+                        let (line_end, well_formed) = scan_groups(bytes, line_start + used, end);
+                        (LineKind::Object { obis, well_formed }, line_end, line_start + used)
+                    }
+                    None => {
+                        let line_end = bytes[line_start..end]
+                            .iter()
+                            .position(|&byte| byte == b'\n')
+                            .map_or(end, |i| line_start + i);
+                        (LineKind::Other, line_end, line_start)
+                    }
+                },
             };
-            let values = &line[used..];
-            if values.is_empty() || !groups_are_well_formed(values) {
-                last_values_start = None;
-                malformed.push(MalformedLine {
-                    offset: line_start,
-                    text: line,
-                    error: LineError::BadValues,
-                });
+            pos = line_end + 1;
+            let mut trimmed_end = line_end;
+            while trimmed_end > line_start && matches!(bytes[trimmed_end - 1], b'\r' | b' ' | b'\t')
+            {
+                trimmed_end -= 1;
+            }
+            if trimmed_end == line_start {
                 continue;
             }
-            last_values_start = Some(line_start + used);
-            objects.push(DataObject { obis, offset: line_start, values });
+            let line = &text[line_start..trimmed_end];
+            let mut reject = |error| {
+                malformed.push(MalformedLine { offset: line_start, text: line, error });
+            };
+            match kind {
+                LineKind::Object { obis, well_formed: true } => {
+                    last_values_start = Some(values_at);
+                    let values = &text[values_at..trimmed_end];
+                    objects.push(DataObject { obis, offset: line_start, values });
+                }
+                LineKind::Continuation { well_formed: true } => {
+                    match last_values_start.zip(objects.last_mut()) {
+                        Some((values_start, object)) => {
+                            object.values = &text[values_start..trimmed_end];
+                        }
+                        None => reject(LineError::OrphanContinuation),
+                    }
+                }
+                LineKind::Object { .. } | LineKind::Continuation { .. } => {
+                    last_values_start = None;
+                    reject(LineError::BadValues);
+                }
+                LineKind::Other => {
+                    last_values_start = None;
+                    reject(LineError::NoObisCode);
+                }
+            }
         }
         Ok(Telegram { offset: frame.offset, text, header, crc, objects, malformed })
     }
@@ -383,24 +392,52 @@ fn frame_one(bytes: &[u8]) -> Result<FrameIn<'_>, TelegramError> {
     })
 }
 
-/// True if `text` is one or more `(…)` groups separated only by blanks and line ends.
-fn groups_are_well_formed(text: &str) -> bool {
-    let mut inside = false;
+/// What a line turned out to be, before its text is cut out.
+#[derive(Debug, Clone, Copy)]
+enum LineKind {
+    /// `OBIS(…)…`
+    Object { obis: ObisCode, well_formed: bool },
+    /// `(…)…`: more values for the previous object (DSMR 2.2/3).
+    Continuation { well_formed: bool },
+    /// Anything else.
+    Other,
+}
+
+/// Scans `(…)` groups from `start` to the end of the line (the `\n`, or `end`). Returns the
+/// index of the line end and whether the line held one or more groups separated only by blanks.
+fn scan_groups(bytes: &[u8], start: usize, end: usize) -> (usize, bool) {
+    let mut well_formed = true;
     let mut groups = 0usize;
-    for &byte in text.as_bytes() {
-        match (inside, byte) {
-            (false, b'(') => inside = true,
-            (false, b' ' | b'\t' | b'\r' | b'\n') => {}
-            (false, _) => return false,
-            (true, b')') => {
-                inside = false;
-                groups += 1;
+    let mut index = start;
+    while index < end {
+        match bytes[index] {
+            b'\n' => break,
+            b'(' => {
+                // A group's inside is anything but parentheses and line ends: one tight search.
+                let inside = &bytes[index + 1..end];
+                match inside.iter().position(|&byte| matches!(byte, b')' | b'(' | b'\r' | b'\n')) {
+                    Some(at) if inside[at] == b')' => {
+                        groups += 1;
+                        index += at + 2;
+                    }
+                    // Unclosed: look at the offending byte again (a line end ends the line).
+                    Some(at) => {
+                        well_formed = false;
+                        index += at + 1;
+                    }
+                    None => {
+                        well_formed = false;
+                        index = end;
+                    }
+                }
+                continue;
             }
-            (true, b'(' | b'\r' | b'\n') => return false,
-            (true, _) => {}
+            b' ' | b'\t' | b'\r' => {}
+            _ => well_formed = false,
         }
+        index += 1;
     }
-    !inside && groups > 0
+    (index, well_formed && groups > 0)
 }
 
 #[cfg(test)]

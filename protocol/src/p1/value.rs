@@ -55,44 +55,56 @@ impl ObisCode {
     /// optional F group as `*F` or `.F`.
     #[must_use]
     pub fn parse_prefix(text: &[u8]) -> Option<(Self, usize)> {
-        // One pass, no slicing: this runs once per line of every telegram.
-        const SEPARATORS: [u8; 4] = [b'-', b':', b'.', b'.'];
-        let mut groups = [0u16; 6];
-        let mut index = 0;
-        let mut digits = 0;
+        // Straight-line code: this runs once per line of every telegram.
         let mut pos = 0;
-        while let Some(&byte) = text.get(pos) {
-            if byte.is_ascii_digit() {
-                if digits == 3 {
-                    return None;
-                }
-                groups[index] = groups[index] * 10 + u16::from(byte - b'0');
-                digits += 1;
-            } else if digits == 0 {
-                return None;
-            } else if index < 4 && byte == SEPARATORS[index] {
-                index += 1;
-                digits = 0;
-            } else if index == 4
-                && matches!(byte, b'*' | b'.')
-                && text.get(pos + 1).is_some_and(u8::is_ascii_digit)
-            {
-                // The F group: `*F` on D0 meters, `.F` in the DSMR 4.2.2 specification example.
-                index = 5;
-                digits = 0;
-            } else {
-                break;
-            }
+        let a = read_group(text, &mut pos)?;
+        expect(text, &mut pos, b'-')?;
+        let b = read_group(text, &mut pos)?;
+        expect(text, &mut pos, b':')?;
+        let c = read_group(text, &mut pos)?;
+        expect(text, &mut pos, b'.')?;
+        let d = read_group(text, &mut pos)?;
+        expect(text, &mut pos, b'.')?;
+        let e = read_group(text, &mut pos)?;
+        // The F group: `*F` on D0 meters, `.F` in the DSMR 4.2.2 specification example.
+        let f = if matches!(text.get(pos), Some(b'*' | b'.'))
+            && text.get(pos + 1).is_some_and(u8::is_ascii_digit)
+        {
             pos += 1;
+            Some(read_group(text, &mut pos)?)
+        } else {
+            None
+        };
+        Some((ObisCode { a, b, c, d, e, f }, pos))
+    }
+}
+
+/// One decimal group of an OBIS code at `pos`: 1–3 digits, value ≤ 255.
+#[inline(always)]
+fn read_group(text: &[u8], pos: &mut usize) -> Option<u8> {
+    let start = *pos;
+    let mut value: u16 = 0;
+    while let Some(&digit) = text.get(*pos) {
+        if !digit.is_ascii_digit() || *pos - start == 3 {
+            break;
         }
-        if index < 4 || digits == 0 {
-            return None;
-        }
-        let group = |i: usize| u8::try_from(groups[i]).ok();
-        let f = if index == 5 { Some(group(5)?) } else { None };
-        let code =
-            ObisCode { a: group(0)?, b: group(1)?, c: group(2)?, d: group(3)?, e: group(4)?, f };
-        Some((code, pos))
+        value = value * 10 + u16::from(digit - b'0');
+        *pos += 1;
+    }
+    if *pos == start {
+        return None;
+    }
+    u8::try_from(value).ok()
+}
+
+/// Consumes `separator` at `pos`.
+#[inline(always)]
+fn expect(text: &[u8], pos: &mut usize, separator: u8) -> Option<()> {
+    if text.get(*pos) == Some(&separator) {
+        *pos += 1;
+        Some(())
+    } else {
+        None
     }
 }
 
