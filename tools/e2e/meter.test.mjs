@@ -83,3 +83,23 @@ test('a remembered port is read again on the next visit without the picker', asy
   assert.equal(shim.opens.length, 1, 'opened once, without a click');
   await context.close();
 });
+
+test('at phone width, by keyboard only: no sideways scrolling, Connect reachable with Tab', async () => {
+  const page = await browser.newPage({ viewport: { width: 375, height: 740 } });
+  await installSerialShim(page, Buffer.from(CAPTURE.slice(0, 40000), 'latin1'));
+  await page.goto(gateway.url);
+  await page.locator('#node-status.status-ok').waitFor({ timeout: 15000 });
+  // Tab from the top of the page until the Connect button has focus, then press Enter.
+  let focused = '';
+  for (let i = 0; i < 12 && focused !== 'connect'; i += 1) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement?.id ?? '');
+  }
+  assert.equal(focused, 'connect', 'Connect is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => Number(document.querySelector('#count-good')?.textContent) >= 20, null, { timeout: 30000 });
+  // Without mobile emulation the layout viewport stays 375 px, so any overflow shows in scrollWidth.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the phone screen`);
+  await page.screenshot({ path: join(ROOT, 'target', 'e2e', 'meter-phone.png'), fullPage: true });
+});

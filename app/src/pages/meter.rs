@@ -286,7 +286,7 @@ fn LiveView(live: Live) -> impl IntoView {
                         <dd id="meter-time">{move || latest.with(|s| s.as_ref().and_then(|s| s.meter_time_local.clone()).unwrap_or_else(|| "—".to_owned()))}</dd></div>
                 </dl>
                 <PowerChart series=series />
-                <table class="phases">
+                <div class="table-wrap"><table class="phases">
                     <caption>"Per phase"</caption>
                     <thead><tr><th scope="col">"Phase"</th><th scope="col">"Voltage"</th><th scope="col">"Current"</th>
                         <th scope="col">"Import"</th><th scope="col">"Export"</th></tr></thead>
@@ -301,7 +301,7 @@ fn LiveView(live: Live) -> impl IntoView {
                             </tr>
                         }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
                 <table class="registers">
                     <caption>"Meter registers"</caption>
                     <tbody>
