@@ -16,7 +16,7 @@ use super::code::PairingCode;
 use super::wire::{self, Announcement, ClaimBody};
 use super::{ClaimRefusal, PairingError};
 use crate::channel::codec::{DecodeError, Reader, Writer};
-use crate::consent::sealed::open_sealed;
+use crate::consent::sealed::{SessionKey, open_sealed};
 use crate::consent::{Publish, PublishKind};
 use crate::crypto::{
     self, AEAD_NONCE_LEN, PUBLIC_KEYS_LEN, PartyKeys, PublicKeys, Role, SignatureContext,
@@ -29,6 +29,13 @@ pub const FREE_ATTEMPTS: u32 = 3;
 pub const FIRST_LOCKOUT_SECS: u64 = 30;
 /// The longest lock-out.
 pub const MAX_LOCKOUT_SECS: u64 = 86_400;
+
+/// A claim that passed every check.
+struct AcceptedClaim {
+    body: ClaimBody,
+    transcript: [u8; 32],
+    session: SessionKey,
+}
 
 /// A device waiting to be claimed.
 #[derive(Debug)]
@@ -144,29 +151,29 @@ impl ExpectClaim {
             });
         }
         match self.check_claim(device, payload) {
-            Ok((body, transcript)) => {
+            Ok(AcceptedClaim { body, transcript, session }) => {
                 let signature = device.sign(
                     SignatureContext::PairingConfirmation,
-                    &wire::confirmation_signed_message(&transcript.0, body.owner.id()),
+                    &wire::confirmation_signed_message(&transcript, body.owner.id()),
                     rng,
                 )?;
                 let mut nonce = [0u8; AEAD_NONCE_LEN];
                 rng.fill_bytes(&mut nonce);
                 let sealed = crypto::seal(
-                    &wire::confirmation_key(&transcript.1),
+                    &wire::confirmation_key(&session),
                     &nonce,
-                    &transcript.0,
+                    &transcript,
                     &signature,
                 )?;
                 let confirmation = Publish {
-                    address: wire::confirmation_address(&transcript.1),
+                    address: wire::confirmation_address(&session),
                     payload: [&nonce[..], &sealed].concat(),
                     kind: PublishKind::PairingConfirmation,
                 };
                 let state = Paired {
                     owner: body.owner,
                     log_key: body.log_key,
-                    pairing_id: transcript.0,
+                    pairing_id: transcript,
                     paired_at: now,
                 };
                 Ok(ClaimOutcome::Paired { state, confirmation })
@@ -191,7 +198,7 @@ impl ExpectClaim {
         &self,
         device: &PartyKeys,
         payload: &[u8],
-    ) -> Result<(ClaimBody, ([u8; 32], crate::consent::sealed::SessionKey)), ClaimRefusal> {
+    ) -> Result<AcceptedClaim, ClaimRefusal> {
         let (plaintext, session) =
             open_sealed(device, wire::CLAIM_PURPOSE, &self.challenge, payload)
                 .map_err(|_| ClaimRefusal::Unreadable)?;
@@ -221,7 +228,7 @@ impl ExpectClaim {
                 &body.signature,
             )
             .map_err(|_| ClaimRefusal::BadOwnerSignature)?;
-        Ok((body, (transcript, session)))
+        Ok(AcceptedClaim { body, transcript, session })
     }
 }
 
