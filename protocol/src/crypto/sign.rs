@@ -36,6 +36,8 @@ pub enum SignatureContext {
     DeliveryReceipt,
     /// A provider's acknowledgement of a consent receipt.
     ConsentAcknowledgement,
+    /// A provider's statement that it deleted a grant's keys and data (crypto-shredding).
+    DeletionStatement,
 }
 
 impl SignatureContext {
@@ -53,6 +55,7 @@ impl SignatureContext {
             Self::ProviderNotice => b"meterkast/v1/provider-notice",
             Self::DeliveryReceipt => b"meterkast/v1/delivery-receipt",
             Self::ConsentAcknowledgement => b"meterkast/v1/consent-acknowledgement",
+            Self::DeletionStatement => b"meterkast/v1/deletion-statement",
         }
     }
 }

@@ -1,0 +1,405 @@
+//! Following everything granted to this provider: notices, keys and stream messages.
+//!
+//! Nodes are polled (`GET /addresses/{a}/messages?after=…`) rather than subscribed to, because
+//! the set of addresses moves with every message (each position of an epoch has its own
+//! address) and a subscription is capped at 64 addresses; a poll asks only for the next few
+//! positions not yet received, so a provider following a 1 Hz stream makes a handful of
+//! requests per interval.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use getrandom::SysRng;
+use protocol::channel::{FollowerConfig, FollowerEvent, Position, ProviderFollower, Reading};
+use protocol::consent::{NoticeOutcome, ProviderConsent, notice_address};
+use protocol::crypto::PartyKeys;
+use protocol::tangle::{Address, MessageId};
+use rand_core::UnwrapErr;
+use serde::Serialize;
+
+use crate::store::{ProviderStore, StoreError};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per line: readings and notices.
+    Json,
+    /// CSV of readings (header first); notices go to the log only.
+    Csv,
+}
+
+/// How to follow.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Node URLs.
+    pub nodes: Vec<String>,
+    /// Output format.
+    pub format: OutputFormat,
+    /// Also write readings not yet covered by a signed checkpoint (marked `provisional`).
+    pub provisional: bool,
+    /// Poll interval.
+    pub poll: Duration,
+    /// Positions per stream asked for in one poll.
+    pub window: usize,
+}
+
+/// One line of output.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReadingRecord {
+    /// Always `reading`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Device id (hex).
+    pub device: String,
+    /// Tier name.
+    pub tier: String,
+    /// Epoch id (hex).
+    pub epoch: String,
+    /// Position in the epoch.
+    pub seq: u64,
+    /// `verified` (covered by the device's signed checkpoint) or `provisional`.
+    pub status: &'static str,
+    /// Meter time (UTC s).
+    pub timestamp: u64,
+    /// Per tariff, Wh.
+    pub energy_import_wh: Vec<u64>,
+    /// Per tariff, Wh.
+    pub energy_export_wh: Vec<u64>,
+    /// W.
+    pub power_import_w: u32,
+    /// W.
+    pub power_export_w: u32,
+    /// Per phase: voltage (0.1 V), current (mA), import W, export W.
+    pub phases: Vec<(Option<u32>, Option<u32>, u32, u32)>,
+    /// Gas register (dm³) and its capture time.
+    pub gas: Option<(u64, u64)>,
+    /// The raw telegram, when the device shares it.
+    pub raw_telegram: Option<String>,
+    /// When this provider decrypted it (ms since 1970), for latency measurements.
+    pub received_at_ms: u64,
+}
+
+impl ReadingRecord {
+    fn new(device: &str, position: &Position, status: &'static str, r: &Reading) -> Self {
+        Self {
+            kind: "reading",
+            device: device.to_owned(),
+            tier: format!("{:?}", position.tier),
+            epoch: hex::encode(position.epoch.0),
+            seq: position.seq,
+            status,
+            timestamp: r.timestamp,
+            energy_import_wh: r.energy_import_wh.clone(),
+            energy_export_wh: r.energy_export_wh.clone(),
+            power_import_w: r.power_import_w,
+            power_export_w: r.power_export_w,
+            phases: r
+                .phases
+                .iter()
+                .map(|p| (p.voltage_dv, p.current_ma, p.power_import_w, p.power_export_w))
+                .collect(),
+            gas: r.gas.as_ref().map(|g| (g.volume_dm3, g.captured_at)),
+            raw_telegram: r.raw_telegram.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()),
+            received_at_ms: now_ms(),
+        }
+    }
+
+    fn csv(&self) -> String {
+        let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join("|");
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            self.device,
+            self.tier,
+            self.epoch,
+            self.seq,
+            self.status,
+            self.timestamp,
+            join(&self.energy_import_wh),
+            join(&self.energy_export_wh),
+            self.power_import_w,
+            self.power_export_w,
+            self.gas.map_or(String::new(), |g| g.0.to_string()),
+        )
+    }
+}
+
+/// The CSV header.
+pub const CSV_HEADER: &str = "device,tier,epoch,seq,status,timestamp,energy_import_wh,energy_export_wh,power_import_w,power_export_w,gas_dm3";
+
+/// Following failures (local only: a misbehaving peer is logged, never fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// State directory.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Node list.
+    #[error(transparent)]
+    Nodes(#[from] tangle_client::ClientError),
+    /// Output.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+#[derive(Debug, Default)]
+struct Poller {
+    cursors: HashMap<(usize, [u8; 32]), u64>,
+    seen: HashSet<MessageId>,
+}
+
+impl Poller {
+    async fn fetch(&mut self, client: &tangle_client::Client, address: [u8; 32]) -> Vec<Vec<u8>> {
+        for node in 0..client.nodes().len() {
+            let after = self.cursors.get(&(node, address)).copied().unwrap_or(0);
+            match client.list(node, Address(address), after, 200).await {
+                Ok(page) => {
+                    self.cursors.insert((node, address), page.next_after);
+                    return page
+                        .messages
+                        .into_iter()
+                        .filter(|(_, m)| self.seen.insert(m.id()))
+                        .map(|(_, m)| m.payload().to_vec())
+                        .collect();
+                }
+                Err(err) => tracing::debug!(node, error = %err, "poll failed; next node"),
+            }
+        }
+        Vec::new()
+    }
+}
+
+struct DeviceFollow {
+    follower: ProviderFollower,
+    received: HashSet<[u8; 32]>,
+}
+
+/// Follows until `stop` completes, writing readings to `out`.
+pub async fn follow(
+    store: &ProviderStore,
+    options: &FollowOptions,
+    out: &mut (dyn Write + Send),
+    stop: impl Future<Output = ()>,
+) -> Result<(), FollowError> {
+    let keys = store.keys()?;
+    let client = tangle_client::Client::new(options.nodes.clone())?;
+    let mut rng = UnwrapErr(SysRng);
+    let mut consent = ProviderConsent::new();
+    let mut poller = Poller::default();
+    let mut devices: BTreeMap<String, DeviceFollow> = BTreeMap::new();
+    // Resume followers saved by an earlier run (keys of epochs already received).
+    for receipt in store.receipts()? {
+        let device = hex::encode(receipt.device().id().0);
+        if devices.contains_key(&device) {
+            continue;
+        }
+        let follower = match store.follower(&device)? {
+            Some(saved) => ProviderFollower::restore(&keys, &saved).ok(),
+            None => None,
+        }
+        .unwrap_or_else(|| {
+            ProviderFollower::new(&keys, receipt.device().clone(), FollowerConfig::default())
+        });
+        devices.insert(device, DeviceFollow { follower, received: HashSet::new() });
+    }
+    if options.format == OutputFormat::Csv {
+        writeln!(out, "{CSV_HEADER}")?;
+    }
+    let notices = notice_address(keys.id());
+    let mut interval = tokio::time::interval(options.poll);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_save = now_secs();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = interval.tick() => {}
+        }
+        for payload in poller.fetch(&client, notices).await {
+            match consent.receive(&keys, &payload) {
+                Ok(outcome) => {
+                    on_notice(
+                        store,
+                        &keys,
+                        &client,
+                        &mut devices,
+                        &outcome,
+                        options,
+                        out,
+                        &mut rng,
+                    )
+                    .await?;
+                }
+                Err(err) => tracing::warn!(error = %err, "notice refused"),
+            }
+        }
+        let now = now_secs();
+        for (device, follow) in &mut devices {
+            let mut addresses: Vec<[u8; 32]> = Vec::new();
+            let inbox = keys.public().inbox_address();
+            for address in follow.follower.watch_addresses() {
+                if address == inbox || !follow.received.contains(&address) {
+                    addresses.push(address);
+                }
+                if addresses.len() > options.window {
+                    break;
+                }
+            }
+            for address in addresses {
+                for payload in poller.fetch(&client, address).await {
+                    follow.received.insert(address);
+                    let events = follow.follower.receive(&keys, &address, &payload, now);
+                    write_events(device, &events, options, out)?;
+                }
+            }
+            let events = follow.follower.tick(now);
+            write_events(device, &events, options, out)?;
+        }
+        out.flush()?;
+        if now >= last_save + 10 {
+            save_followers(store, &keys, &devices, &mut rng)?;
+            last_save = now;
+        }
+    }
+    save_followers(store, &keys, &devices, &mut rng)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn save_followers(
+    store: &ProviderStore,
+    keys: &PartyKeys,
+    devices: &BTreeMap<String, DeviceFollow>,
+    rng: &mut UnwrapErr<SysRng>,
+) -> Result<(), FollowError> {
+    for (device, follow) in devices {
+        match follow.follower.save(keys, rng) {
+            Ok(bytes) => store.save_follower(device, &bytes)?,
+            Err(err) => tracing::warn!(error = %err, "cannot save follower state"),
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct NoticeRecord {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    notice: &'static str,
+    grant: String,
+    received_at_ms: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn on_notice(
+    store: &ProviderStore,
+    keys: &PartyKeys,
+    client: &tangle_client::Client,
+    devices: &mut BTreeMap<String, DeviceFollow>,
+    outcome: &NoticeOutcome,
+    options: &FollowOptions,
+    out: &mut (dyn Write + Send),
+    rng: &mut UnwrapErr<SysRng>,
+) -> Result<(), FollowError> {
+    let (notice, grant) = match outcome {
+        NoticeOutcome::Granted(receipt) => {
+            store.save_receipt(receipt)?;
+            let device = hex::encode(receipt.device().id().0);
+            devices.entry(device).or_insert_with(|| DeviceFollow {
+                follower: ProviderFollower::new(
+                    keys,
+                    receipt.device().clone(),
+                    FollowerConfig::default(),
+                ),
+                received: HashSet::new(),
+            });
+            match receipt.acknowledge(keys, now_secs(), rng) {
+                Ok((_, publish)) => {
+                    if let Err(err) =
+                        client.publish(Address(publish.address), now_ms(), publish.payload).await
+                    {
+                        tracing::warn!(error = %err, "acknowledgement not published");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot acknowledge"),
+            }
+            tracing::info!(grant = %hex::encode(receipt.grant().id.0),
+                tiers = ?receipt.grant().tiers, purpose = %receipt.grant().purpose, "granted");
+            ("granted", receipt.grant().id)
+        }
+        NoticeOutcome::Amended { grant, tiers, .. } => {
+            tracing::info!(grant = %hex::encode(grant.0), ?tiers, "amended");
+            ("amended", *grant)
+        }
+        NoticeOutcome::Revoked { grant, reason } => {
+            tracing::info!(grant = %hex::encode(grant.0), %reason, "revoked by the owner");
+            ("revoked", *grant)
+        }
+        NoticeOutcome::Expired { grant } => {
+            tracing::info!(grant = %hex::encode(grant.0), "expired");
+            ("expired", *grant)
+        }
+        other => {
+            tracing::info!(?other, "notice");
+            return Ok(());
+        }
+    };
+    if options.format == OutputFormat::Json {
+        let record = NoticeRecord {
+            kind: "notice",
+            notice,
+            grant: hex::encode(grant.0),
+            received_at_ms: now_ms(),
+        };
+        writeln!(out, "{}", serde_json::to_string(&record).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+fn write_events(
+    device: &str,
+    events: &[FollowerEvent],
+    options: &FollowOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<(), FollowError> {
+    for event in events {
+        let (position, status, readings) = match event {
+            FollowerEvent::Verified { position, readings, .. } => (position, "verified", readings),
+            FollowerEvent::Provisional { position, readings, .. } if options.provisional => {
+                (position, "provisional", readings)
+            }
+            FollowerEvent::Provisional { .. } => continue,
+            FollowerEvent::Rejected { .. }
+            | FollowerEvent::Forged { .. }
+            | FollowerEvent::Fork { .. }
+            | FollowerEvent::ChainMismatch { .. } => {
+                tracing::warn!(?event, "stream message refused");
+                continue;
+            }
+            other => {
+                tracing::info!(event = ?other, "stream");
+                continue;
+            }
+        };
+        for reading in readings {
+            let record = ReadingRecord::new(device, position, status, reading);
+            match options.format {
+                OutputFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string(&record).unwrap_or_default())?;
+                }
+                OutputFormat::Csv => writeln!(out, "{}", record.csv())?,
+            }
+        }
+    }
+    Ok(())
+}
