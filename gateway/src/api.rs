@@ -5,6 +5,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | POST | `/api/v1/messages` | body: one encoded message → 201 (stored) or 200 (duplicate), `{id, seq, duplicate}` |
+//! | POST | `/api/v1/messages/batch` | body: length-prefixed messages → 200, one result per message, in order |
 //! | GET | `/api/v1/messages/{id}` | `{seq, id, address, message}` (message = base64 of the encoding) |
 //! | GET | `/api/v1/addresses/{address}/messages?after=&limit=` | a page in arrival order and the next cursor |
 //! | GET | `/api/v1/tips` | up to 8 parents for a new message |
@@ -36,6 +37,10 @@ use crate::{BUILD, NAME, Node, limits};
 /// The largest request body the node reads: the largest valid message. Anything longer cannot
 /// be a message, so it is refused before it is buffered.
 pub const MAX_BODY_BYTES: usize = MAX_ENCODED_LEN;
+/// Most messages one batch may carry, and the largest batch body: room for a backlog of small
+/// readings (a Pi that was offline) without letting one request hold megabytes.
+pub const MAX_BATCH_MESSAGES: usize = 1024;
+pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
 /// Page size when `limit` is absent, and the most a page may hold.
 pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1000;
@@ -93,6 +98,7 @@ impl Routes {
 pub fn routes() -> Routes {
     Routes { limited: Router::new(), open: Router::new(), described: Vec::new() }
         .post("/api/v1/messages", submit)
+        .post("/api/v1/messages/batch", submit_batch)
         .get("/api/v1/messages/{id}", get_message)
         .get("/api/v1/addresses/{address}/messages", list_messages)
         .get("/api/v1/tips", tips)
@@ -133,11 +139,12 @@ async fn submit(
     Ok(response)
 }
 
-async fn accept(
-    node: &Node,
+/// Checks the content type and reads at most `limit` bytes of body.
+async fn read_binary_body(
     headers: &HeaderMap,
     body: Body,
-) -> Result<(StatusCode, SubmitReceipt), ApiError> {
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     if let Some(kind) = headers.get(header::CONTENT_TYPE) {
         let kind = kind.to_str().unwrap_or("(not text)");
         if !kind.trim().eq_ignore_ascii_case("application/octet-stream") {
@@ -149,23 +156,36 @@ async fn accept(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
     }
-    let bytes = Limited::new(body, MAX_BODY_BYTES)
+    Ok(Limited::new(body, limit)
         .collect()
         .await
         .map_err(|err| {
             if err.downcast_ref::<LengthLimitError>().is_some() {
-                ApiError::BodyTooLarge { limit: MAX_BODY_BYTES }
+                ApiError::BodyTooLarge { limit }
             } else {
                 ApiError::BodyUnreadable(err.to_string())
             }
         })?
-        .to_bytes();
-    let message = Message::decode(&bytes)?;
+        .to_bytes())
+}
+
+/// Decodes one message and checks its work: everything but storing it.
+fn validate(node: &Node, bytes: &[u8]) -> Result<(Message, MessageId), ApiError> {
+    let message = Message::decode(bytes)?;
     message.check_work(node.inner.options.difficulty).map_err(ApiError::InsufficientWork)?;
-    let id = MessageId::of_encoding(&bytes);
+    Ok((message, MessageId::of_encoding(bytes)))
+}
+
+async fn accept(
+    node: &Node,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, SubmitReceipt), ApiError> {
+    let bytes = read_binary_body(headers, body, MAX_BODY_BYTES).await?;
+    let (message, id) = validate(node, &bytes)?;
     let outcome = node.inner.store.submit(&message, bytes.to_vec(), id).await?;
     Ok(match outcome {
         SubmitOutcome::Stored { seq } => {
@@ -175,6 +195,113 @@ async fn accept(
             (StatusCode::OK, SubmitReceipt { id: id.to_hex(), seq, duplicate: true })
         }
     })
+}
+
+/// One entry of a batch answer: the receipt, or the error that message got.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Stored(SubmitReceipt),
+    Refused { error: BatchError },
+}
+
+/// The error of one message in a batch (same codes as single submissions).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Body of a batch answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchReceipt {
+    pub results: Vec<BatchResult>,
+}
+
+/// Splits a batch body into its messages: each is a 4-byte big-endian length and that many
+/// bytes. A framing problem refuses the whole batch (nothing is stored); a bad message inside a
+/// well-framed batch only fails that entry.
+fn split_batch(body: &[u8]) -> Result<Vec<&[u8]>, ApiError> {
+    let mut frames = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(ApiError::BadBatch(format!(
+                "frame {} has a truncated length prefix",
+                frames.len()
+            )));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > MAX_BODY_BYTES {
+            return Err(ApiError::BadBatch(format!(
+                "frame {} claims {len} bytes, more than a message can have ({MAX_BODY_BYTES})",
+                frames.len()
+            )));
+        }
+        let Some(frame) = tail.get(..len) else {
+            return Err(ApiError::BadBatch(format!(
+                "frame {} is truncated: {len} bytes announced, {} present",
+                frames.len(),
+                tail.len()
+            )));
+        };
+        frames.push(frame);
+        if frames.len() > MAX_BATCH_MESSAGES {
+            return Err(ApiError::BadBatch(format!("more than {MAX_BATCH_MESSAGES} messages")));
+        }
+        rest = &tail[len..];
+    }
+    if frames.is_empty() {
+        return Err(ApiError::BadBatch("the batch holds no message".into()));
+    }
+    Ok(frames)
+}
+
+/// `POST /api/v1/messages/batch`: many messages in one request (a backlog after an outage, or a
+/// busy publisher), each validated and answered on its own, all answered after their commits.
+async fn submit_batch(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchReceipt>, ApiError> {
+    let body = read_binary_body(&headers, body, MAX_BATCH_BODY_BYTES).await?;
+    let frames = split_batch(&body)?;
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(frames.len());
+    let mut valid = Vec::new();
+    for frame in &frames {
+        match validate(&node, frame) {
+            Ok((message, id)) => {
+                valid.push((message, frame.to_vec(), id));
+                results.push(None);
+            }
+            Err(err) => results.push(Some(refused(&node, &err))),
+        }
+    }
+    let ids: Vec<MessageId> = valid.iter().map(|(_, _, id)| *id).collect();
+    let outcomes = node.inner.store.submit_many(valid).await;
+    let mut answered = ids.into_iter().zip(outcomes);
+    for slot in results.iter_mut().filter(|slot| slot.is_none()) {
+        let Some((id, outcome)) = answered.next() else { break };
+        *slot = Some(match outcome {
+            Ok(outcome) => {
+                let (seq, duplicate) = match outcome {
+                    SubmitOutcome::Stored { seq } => (seq, false),
+                    SubmitOutcome::Duplicate { seq } => (seq, true),
+                };
+                node.inner.metrics.submission(if duplicate { "duplicate" } else { "stored" });
+                BatchResult::Stored(SubmitReceipt { id: id.to_hex(), seq, duplicate })
+            }
+            Err(err) => refused(&node, &ApiError::from(err)),
+        });
+    }
+    Ok(Json(BatchReceipt { results: results.into_iter().flatten().collect() }))
+}
+
+/// The batch entry for a message that was refused, counted like a single submission.
+fn refused(node: &Node, err: &ApiError) -> BatchResult {
+    let code = err.status_and_code().1;
+    node.inner.metrics.submission(code);
+    BatchResult::Refused { error: BatchError { code: code.to_owned(), message: err.to_string() } }
 }
 
 /// A stored message as JSON: its node-local sequence, id, address and encoding (base64).

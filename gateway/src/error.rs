@@ -27,6 +27,8 @@ pub enum ApiError {
     BodyUnreadable(String),
     #[error("expected content type application/octet-stream (an encoded message), got {0:?}")]
     UnsupportedMediaType(String),
+    #[error("malformed batch: {0}")]
+    BadBatch(String),
     #[error("{0}")]
     Truncated(DecodeError),
     #[error("{0}")]
@@ -73,6 +75,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::BadBatch(_) => (StatusCode::BAD_REQUEST, "malformed_batch"),
             Self::Truncated(_) => (StatusCode::BAD_REQUEST, "truncated"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),

@@ -206,6 +206,40 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Stores several validated messages, queued in order so they commit together when the
+    /// writer is free; each result arrives once the transaction holding it has committed.
+    pub async fn submit_many(
+        &self,
+        messages: Vec<(Message, Vec<u8>, MessageId)>,
+    ) -> Vec<Result<SubmitOutcome, StoreError>> {
+        let Some(sender) = lock(&self.inner.writes).clone() else {
+            return messages.iter().map(|_| Err(StoreError::Closed)).collect();
+        };
+        let mut answers = Vec::with_capacity(messages.len());
+        for (message, bytes, id) in messages {
+            let (reply, answer) = oneshot::channel();
+            let request = WriteRequest {
+                id,
+                address: message.address(),
+                parents: message.parents().to_vec(),
+                bytes,
+                reply,
+            };
+            answers.push(match sender.send(request).await {
+                Ok(()) => Some(answer),
+                Err(_) => None,
+            });
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(answer) => answer.await.unwrap_or(Err(StoreError::Closed)),
+                None => Err(StoreError::Closed),
+            });
+        }
+        results
+    }
+
     /// A message by id.
     pub async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         self.inner

@@ -574,3 +574,108 @@ async fn shutting_down_closes_live_subscriptions_with_a_reason() {
     );
     stopping.await.unwrap();
 }
+
+/// Frames messages for `POST /api/v1/messages/batch`: a 4-byte big-endian length before each.
+fn frame(messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for m in messages {
+        body.extend_from_slice(&u32::try_from(m.len()).expect("small").to_be_bytes());
+        body.extend_from_slice(m);
+    }
+    body
+}
+
+async fn post_batch(
+    http: &reqwest::Client,
+    node: &TestNode,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let response = http
+        .post(node.url("/api/v1/messages/batch"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_message_on_its_own_in_order() {
+    let node = TestNode::start(|o| o.difficulty = Difficulty::new(8).unwrap()).await;
+    let http = client();
+    let first = message(address(5), 1, 8);
+    let second = message(address(5), 2, 8);
+    let draft = MessageDraft::new(vec![MessageId::GENESIS], address(5), 3, vec![3]).unwrap();
+    let lazy = (0..)
+        .map(|nonce| draft.clone().with_nonce(nonce))
+        .find(|m| m.check_work(Difficulty::new(8).unwrap()).is_err())
+        .unwrap();
+    let mut truncated = message(address(5), 4, 8).encode();
+    truncated.truncate(40);
+    let body = frame(&[first.encode(), lazy.encode(), second.encode(), first.encode(), truncated]);
+
+    let (status, receipt) = post_batch(&http, &node, body).await;
+    assert_eq!(status, 200, "{receipt}");
+    let results = receipt["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    assert_eq!(results[0]["id"], first.id().to_hex());
+    assert_eq!(
+        (results[0]["seq"].as_u64(), results[0]["duplicate"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(results[1]["error"]["code"], "insufficient_work");
+    assert_eq!(results[2]["id"], second.id().to_hex());
+    assert_eq!(results[2]["seq"], 2);
+    assert_eq!(
+        (results[3]["seq"].as_u64(), results[3]["duplicate"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(results[4]["error"]["code"], "truncated");
+
+    let url = format!("/api/v1/addresses/{}/messages", address(5));
+    let (_, page) = get_json(&http, &node.url(&url)).await;
+    let ids: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [first.id().to_hex(), second.id().to_hex()]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_badly_framed_batch_is_refused_whole_and_stores_nothing() {
+    let node = TestNode::start(|o| o.difficulty = Difficulty::NONE).await;
+    let http = client();
+    let good = message(address(6), 1, 0).encode();
+
+    let mut cut = frame(&[good.clone(), good.clone()]);
+    cut.truncate(cut.len() - 10);
+    assert_error(
+        post_batch(&http, &node, cut).await,
+        400,
+        "malformed_batch",
+        "frame 1 is truncated",
+    );
+
+    let mut short_prefix = frame(std::slice::from_ref(&good));
+    short_prefix.extend_from_slice(&[0, 0]);
+    assert_error(
+        post_batch(&http, &node, short_prefix).await,
+        400,
+        "malformed_batch",
+        "length prefix",
+    );
+
+    let mut huge = frame(std::slice::from_ref(&good));
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert_error(post_batch(&http, &node, huge).await, 400, "malformed_batch", "claims");
+
+    assert_error(post_batch(&http, &node, Vec::new()).await, 400, "malformed_batch", "no message");
+
+    let too_many = frame(&vec![good.clone(); gateway::api::MAX_BATCH_MESSAGES + 1]);
+    assert_error(post_batch(&http, &node, too_many).await, 400, "malformed_batch", "more than");
+
+    let (_, info) = get_json(&http, &node.url("/api/v1/info")).await;
+    assert_eq!(info["last_seq"], 0, "nothing from a refused batch was stored");
+    node.stop().await;
+}
