@@ -42,3 +42,16 @@ pub async fn node_info(node: &NodeUrl) -> Result<NodeInfo, ApiError> {
     }
     response.json::<NodeInfo>().await.map_err(|e| ApiError::Malformed(e.to_string()))
 }
+
+/// The first node, in the configured order, that answers `GET /api/v1/info`; with none
+/// answering, the last node's error (every node was tried).
+pub async fn first_answering(nodes: &[NodeUrl]) -> Result<(NodeUrl, NodeInfo), ApiError> {
+    let mut last_error = ApiError::NoNode;
+    for node in nodes {
+        match node_info(node).await {
+            Ok(info) => return Ok((node.clone(), info)),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}

@@ -63,18 +63,13 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Shows whether the app reached its first node, and which node it is.
+/// Shows which node the app reaches (the first that answers, in the configured order).
 #[component]
 fn NodeStatus() -> impl IntoView {
     let Nodes(nodes) = expect_context::<Nodes>();
     let info = LocalResource::new(move || {
-        let first = nodes.get().into_iter().next();
-        async move {
-            match first {
-                Some(node) => api::node_info(&node).await.map(|info| (node, info)),
-                None => Err(api::ApiError::NoNode),
-            }
-        }
+        let nodes = nodes.get();
+        async move { api::first_answering(&nodes).await }
     });
     view! {
         <section class="node-status" aria-labelledby="node-heading" aria-live="polite">

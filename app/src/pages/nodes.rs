@@ -49,7 +49,7 @@ pub fn NodesPage() -> impl IntoView {
                     <NodeRow index=entry.0 url=entry.1 store=store />
                 </For>
             </ol>
-            <form class="row" on:submit=add>
+            <form class="row" novalidate on:submit=add>
                 <label for="node-url">"Add a node"</label>
                 <input id="node-url" type="url" inputmode="url" placeholder="https://node.example.org/"
                     aria-describedby="node-url-error"
