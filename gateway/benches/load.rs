@@ -39,6 +39,9 @@ struct Scenario {
     subscribers: usize,
     /// Total messages/s across publishers; `None` = as fast as acknowledgements come back.
     pace: Option<f64>,
+    /// Messages each publisher has in flight per round trip: 1 = one request per message; more =
+    /// one `POST /messages/batch` for the node, that many pipelined publishes for JetStream.
+    in_flight: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,7 +246,9 @@ async fn run_node(scenario: Scenario, durability: &str, seconds: f64) -> Outcome
         .enumerate()
         .map(|(p, address)| {
             let (http, samples, address) = (http.clone(), samples.clone(), *address);
-            let url = format!("{}/api/v1/messages", node.url);
+            let in_flight = scenario.in_flight;
+            let path = if in_flight > 1 { "/api/v1/messages/batch" } else { "/api/v1/messages" };
+            let url = format!("{}{path}", node.url);
             tokio::spawn(async move {
                 let mut acks = Vec::new();
                 let mut errors = 0;
@@ -258,25 +263,38 @@ async fn run_node(scenario: Scenario, durability: &str, seconds: f64) -> Outcome
                     }
                     let sent_at = scheduled.unwrap_or_else(Instant::now);
                     let stamp = sent_at.duration_since(started).as_micros() as u64;
-                    let mut payload = vec![p as u8; PAYLOAD];
-                    payload[..8].copy_from_slice(&k.to_be_bytes());
-                    let message =
-                        MessageDraft::new(vec![MessageId::GENESIS], address, stamp, payload)
-                            .expect("draft")
-                            .with_nonce(0);
+                    let mut body = Vec::new();
+                    for i in 0..in_flight {
+                        let mut payload = vec![p as u8; PAYLOAD];
+                        payload[..8]
+                            .copy_from_slice(&(k * in_flight as u64 + i as u64).to_be_bytes());
+                        let encoded =
+                            MessageDraft::new(vec![MessageId::GENESIS], address, stamp, payload)
+                                .expect("draft")
+                                .with_nonce(0)
+                                .encode();
+                        if in_flight > 1 {
+                            body.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+                        }
+                        body.extend_from_slice(&encoded);
+                    }
                     let response = http
                         .post(&url)
                         .header("content-type", "application/octet-stream")
-                        .body(message.encode())
+                        .body(body)
                         .send()
                         .await;
-                    match response {
-                        Ok(r) if r.status() == 201 => {
-                            let _ = r.bytes().await;
-                            acks.push((stamp, sent_at.elapsed().as_micros() as u64));
+                    let acked = match response {
+                        Ok(r) if r.status() == 201 => r.bytes().await.map_or(0, |_| 1),
+                        // A batch answers one result per message; count the receipts.
+                        Ok(r) if r.status() == 200 && in_flight > 1 => {
+                            r.text().await.map_or(0, |t| t.matches("\"seq\":").count())
                         }
-                        _ => errors += 1,
-                    }
+                        _ => 0,
+                    };
+                    let latency = sent_at.elapsed().as_micros() as u64;
+                    acks.extend(std::iter::repeat_n((stamp, latency), acked));
+                    errors += (in_flight - acked.min(in_flight)) as u64;
                 }
                 let mut all = samples.lock().await;
                 all.acks.extend(acks);
@@ -389,6 +407,7 @@ async fn run_jetstream(scenario: Scenario, seconds: f64) -> Outcome {
     for p in 0..scenario.publishers {
         let js = jetstream::new(async_nats::connect(&nats.url).await.expect("connect"));
         let samples = samples.clone();
+        let in_flight = scenario.in_flight;
         publishers.push(tokio::spawn(async move {
             let subject = format!("bench.{p}");
             let mut acks = Vec::new();
@@ -404,16 +423,21 @@ async fn run_jetstream(scenario: Scenario, seconds: f64) -> Outcome {
                 }
                 let sent_at = scheduled.unwrap_or_else(Instant::now);
                 let stamp = sent_at.duration_since(started).as_micros() as u64;
-                let mut payload = vec![p as u8; PAYLOAD];
-                payload[..8].copy_from_slice(&stamp.to_be_bytes());
-                let acked = match js.publish(subject.clone(), payload.into()).await {
-                    Ok(ack) => ack.await.is_ok(),
-                    Err(_) => false,
-                };
-                if acked {
-                    acks.push((stamp, sent_at.elapsed().as_micros() as u64));
-                } else {
-                    errors += 1;
+                let mut pending = Vec::with_capacity(in_flight);
+                for _ in 0..in_flight {
+                    let mut payload = vec![p as u8; PAYLOAD];
+                    payload[..8].copy_from_slice(&stamp.to_be_bytes());
+                    match js.publish(subject.clone(), payload.into()).await {
+                        Ok(ack) => pending.push(ack),
+                        Err(_) => errors += 1,
+                    }
+                }
+                for ack in pending {
+                    if ack.await.is_ok() {
+                        acks.push((stamp, sent_at.elapsed().as_micros() as u64));
+                    } else {
+                        errors += 1;
+                    }
                 }
             }
             let mut all = samples.lock().await;
@@ -514,23 +538,38 @@ fn main() {
         publishers: 32,
         subscribers: 4,
         pace: None,
+        in_flight: 1,
     }];
     if let (Some(publishers), Some(subscribers)) = (number("--publishers"), number("--subscribers"))
     {
-        scenarios =
-            vec![Scenario { name: "custom, max rate", publishers, subscribers, pace: None }];
+        scenarios = vec![Scenario {
+            name: "custom, max rate",
+            publishers,
+            subscribers,
+            pace: None,
+            in_flight: number("--in-flight").unwrap_or(1).max(1),
+        }];
     } else if !quick {
         scenarios.push(Scenario {
             name: "1 pub / 1 sub, max rate",
             publishers: 1,
             subscribers: 1,
             pace: None,
+            in_flight: 1,
         });
         scenarios.push(Scenario {
             name: "32 pub / 4 sub, 10k msg/s",
             publishers: 32,
             subscribers: 4,
             pace: Some(10_000.0),
+            in_flight: 1,
+        });
+        scenarios.push(Scenario {
+            name: "32 pub × 16 in flight / 4 sub",
+            publishers: 32,
+            subscribers: 4,
+            pace: None,
+            in_flight: 16,
         });
     }
 
