@@ -288,3 +288,72 @@ async fn a_7e1_meter_at_9600_baud_is_found_after_115200_fails() {
     assert_eq!(seen.good, originals[..wanted]);
     assert!(seen.disconnects.is_empty());
 }
+
+/// A port that never delivers a byte and records whether it was closed.
+struct SilentPort {
+    closed: Rc<std::cell::Cell<bool>>,
+}
+
+struct SilentSource {
+    closed: Rc<std::cell::Cell<bool>>,
+}
+
+impl SerialLink for SilentPort {
+    async fn read(&mut self) -> Result<Option<Vec<u8>>, PortError> {
+        let never: std::convert::Infallible = std::future::pending().await;
+        match never {}
+    }
+
+    async fn close(self) {
+        self.closed.set(true);
+    }
+}
+
+impl SerialSource for SilentSource {
+    type Link = SilentPort;
+
+    async fn open(&mut self, _baud_rate: u32) -> Result<SilentPort, PortError> {
+        Ok(SilentPort { closed: self.closed.clone() })
+    }
+
+    async fn wait_for_device(&mut self) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+#[test]
+async fn stopping_a_waiting_reader_closes_the_port() {
+    let closed = Rc::new(std::cell::Cell::new(false));
+    let mut source = SilentSource { closed: closed.clone() };
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let mut decoder = MeterDecoder::default();
+    let mut events = Vec::new();
+    let mut emit = |event| events.push(event);
+    // Stop 50 ms in, while the reader waits for bytes that never come.
+    wasm_bindgen_futures::spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(50).await;
+        let _ = stop_tx.send(());
+    });
+    let stopped = reader::run(&mut source, &mut decoder, &mut stop_rx, &mut emit).await;
+    assert_eq!(stopped, Stopped::ByRequest);
+    assert!(closed.get(), "the port was closed");
+    assert_eq!(events, vec![ReaderEvent::Trying { baud_rate: 115_200 }]);
+}
+
+#[test]
+async fn a_port_that_cannot_be_opened_ends_the_reader_with_the_reason() {
+    struct Busy;
+    impl SerialSource for Busy {
+        type Link = SilentPort;
+        async fn open(&mut self, _baud_rate: u32) -> Result<SilentPort, PortError> {
+            Err(PortError::Open("Failed to open serial port.".into()))
+        }
+        async fn wait_for_device(&mut self) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+    let (_stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let stopped =
+        reader::run(&mut Busy, &mut MeterDecoder::default(), &mut stop_rx, &mut |_| {}).await;
+    assert_eq!(stopped, Stopped::Failed(PortError::Open("Failed to open serial port.".into())));
+}
