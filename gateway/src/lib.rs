@@ -173,6 +173,11 @@ impl Node {
         self.inner.shutdown.cancel();
     }
 
+    /// Completes once [`Node::begin_shutdown`] has been called.
+    pub async fn shutdown_started(&self) {
+        self.inner.shutdown.cancelled().await;
+    }
+
     /// Ends subscriptions, commits what is queued and closes the store.
     pub fn close(&self) {
         self.begin_shutdown();

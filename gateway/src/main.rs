@@ -5,6 +5,9 @@ use gateway::config::LogFormat;
 use gateway::{Assets, Config, Node, NodeOptions};
 use tracing_subscriber::EnvFilter;
 
+/// How long a graceful shutdown waits for open connections before closing anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
@@ -52,12 +55,23 @@ async fn run(config: Config) -> Result<(), String> {
     }
     let router = gateway::app(&node, &assets);
     let stopping = node.clone();
-    let served = gateway::serve(listener, router, async move {
+    let serving = gateway::serve(listener, router, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing subscriptions, finishing requests");
         stopping.begin_shutdown();
-    })
-    .await;
+    });
+    // In-flight requests get a grace period; a client that never reads cannot hold the node.
+    let grace = async {
+        node.shutdown_started().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = grace => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing anyway");
+            Ok(())
+        }
+    };
     // Whatever ended serving, commit what was accepted and close the store cleanly.
     node.close();
     served.map_err(|e| format!("server error: {e}"))?;

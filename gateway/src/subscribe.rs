@@ -51,6 +51,8 @@ const OUTBOX: usize = 64;
 const REPLAY_PAGE: usize = 500;
 /// How many times a replay may be overtaken by live traffic before the subscriber is dropped.
 const MAX_REPLAYS: u32 = 3;
+/// How long an event may wait for room in a full outbox before the subscriber counts as stalled.
+const STALL_LIMIT: Duration = Duration::from_secs(10);
 /// A comment line this often keeps idle connections (and proxies) from timing out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -208,8 +210,8 @@ async fn follow(
             let Ok(page) = page else { return Step::Close(CloseReason::StoreFailed) };
             let full = page.len() == REPLAY_PAGE;
             for stored in &page {
-                if !send(node, outbox, stored).await {
-                    return Step::Gone;
+                if let Err(step) = send(node, outbox, stored).await {
+                    return step;
                 }
                 *cursor = stored.seq;
             }
@@ -241,8 +243,8 @@ async fn follow(
                     if stored.seq <= *cursor || !addresses.contains(&stored.address) {
                         continue;
                     }
-                    if !send(node, outbox, &stored).await {
-                        return Step::Gone;
+                    if let Err(step) = send(node, outbox, &stored).await {
+                        return step;
                     }
                     *cursor = stored.seq;
                     delivered_live = true;
@@ -260,11 +262,23 @@ async fn follow(
 }
 
 /// Queues one message event; false when the subscriber has gone.
-async fn send(node: &Node, outbox: &mpsc::Sender<Bytes>, stored: &StoredMessage) -> bool {
+/// Queues one message event. A subscriber that takes nothing for [`STALL_LIMIT`] is treated as
+/// too slow, and a shutdown does not wait for it: either way the task ends instead of hanging on
+/// a connection that does not read.
+async fn send(
+    node: &Node,
+    outbox: &mpsc::Sender<Bytes>,
+    stored: &StoredMessage,
+) -> Result<(), Step> {
     let event = sse("message", Some(stored.seq), stored.json());
-    if outbox.send(event).await.is_err() {
-        return false;
+    tokio::select! {
+        () = node.inner.shutdown.cancelled() => return Err(Step::Close(CloseReason::ShuttingDown)),
+        queued = tokio::time::timeout(STALL_LIMIT, outbox.send(event)) => match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Step::Gone),
+            Err(_) => return Err(Step::Close(CloseReason::SlowSubscriber)),
+        },
     }
     node.inner.metrics.delivered.inc();
-    true
+    Ok(())
 }
