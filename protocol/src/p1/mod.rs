@@ -25,7 +25,8 @@
 //! line         = object / continuation / other     ; "other" lines are kept as malformed
 //! object       = obis 1*group CRLF
 //! continuation = 1*group CRLF                      ; DSMR 2.2/3 gas profile value (24.3.0)
-//! obis         = A "-" B ":" C "." D "." E ["*" F] ; 1-3 digits each, 0-255; F only on D0 meters
+//! obis         = A "-" B ":" C "." D "." E ["*" F] ; 1-3 digits each, 0-255; F on D0 meters
+//!                                                  ; (and as ".F" in the 4.2.2 spec example)
 //! group        = "(" [value ["*" unit]] ")"
 //! value        = decimal / tst / hex / obis / text ; meaning fixed by the OBIS code
 //! decimal      = ["-"] 1*DIGIT ["." 1*DIGIT]       ; kept as the exact digits, never a float
