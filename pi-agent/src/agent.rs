@@ -332,7 +332,15 @@ impl Agent {
             if tier != Tier::Second {
                 raw_free.raw_telegram = None;
             }
-            let out = self.channel.publish(tier, &[raw_free], now, &mut self.rng)?;
+            let out = match self.channel.publish(tier, &[raw_free], now, &mut self.rng) {
+                Ok(out) => out,
+                Err(err) => {
+                    // A reading the channel cannot carry (more tariffs than the format holds):
+                    // the meter's data, not a reason to stop reading the meter.
+                    tracing::warn!(error = %err, ?tier, "reading not publishable; skipped");
+                    continue;
+                }
+            };
             if let Consent::Paired { follower, .. } = &mut self.consent {
                 follower.record_published(tier, &out);
             }

@@ -313,4 +313,14 @@ mod tests {
         let args = Wrapper::try_parse_from(["x", "--config", p, "--simulate"]).unwrap();
         assert!(matches!(resolve(&args.run), Err(ConfigError::Parse { .. })));
     }
+
+    #[test]
+    fn the_example_file_in_the_repository_is_valid() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/agent.example.toml");
+        let args = Wrapper::try_parse_from(["x", "--config", example]).unwrap();
+        let (settings, source) = resolve(&args.run).unwrap();
+        assert_eq!(settings.tiers.len(), Tier::ALL.len());
+        assert_eq!(settings.queue_capacity, 20_000);
+        assert!(matches!(source, SourceChoice::Serial { baud: BaudRate::Auto, .. }));
+    }
 }

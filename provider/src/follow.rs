@@ -182,6 +182,8 @@ impl Poller {
 struct DeviceFollow {
     follower: ProviderFollower,
     received: HashSet<[u8; 32]>,
+    /// Has been offered every inbox payload seen so far.
+    caught_up: bool,
 }
 
 /// Follows until `stop` completes, writing readings to `out`.
@@ -210,7 +212,8 @@ pub async fn follow(
         .unwrap_or_else(|| {
             ProviderFollower::new(&keys, receipt.device().clone(), FollowerConfig::default())
         });
-        devices.insert(device, DeviceFollow { follower, received: HashSet::new() });
+        devices
+            .insert(device, DeviceFollow { follower, received: HashSet::new(), caught_up: false });
     }
     if options.format == OutputFormat::Csv {
         writeln!(out, "{CSV_HEADER}")?;
@@ -219,6 +222,7 @@ pub async fn follow(
     let mut interval = tokio::time::interval(options.poll);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_save = now_secs();
+    let mut inbox_payloads: Vec<Vec<u8>> = Vec::new();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -244,14 +248,32 @@ pub async fn follow(
             }
         }
         let now = now_secs();
+        // The inbox is shared by every device's keyloads: each payload is offered to every
+        // follower (a keyload for another device is refused as not for it), and kept so a
+        // follower created later (a new grant) sees the keyloads sent before it existed.
+        let inbox = keys.public().inbox_address();
+        let fresh = poller.fetch(&client, inbox).await;
+        for payload in &fresh {
+            for (device, follow) in &mut devices {
+                let events = follow.follower.receive(&keys, &inbox, payload, now);
+                write_events(device, &events, options, out)?;
+            }
+        }
+        inbox_payloads.extend(fresh);
         for (device, follow) in &mut devices {
+            if !follow.caught_up {
+                for payload in &inbox_payloads {
+                    let events = follow.follower.receive(&keys, &inbox, payload, now);
+                    write_events(device, &events, options, out)?;
+                }
+                follow.caught_up = true;
+            }
             let mut addresses: Vec<[u8; 32]> = Vec::new();
-            let inbox = keys.public().inbox_address();
             for address in follow.follower.watch_addresses() {
-                if address == inbox || !follow.received.contains(&address) {
+                if address != inbox && !follow.received.contains(&address) {
                     addresses.push(address);
                 }
-                if addresses.len() > options.window {
+                if addresses.len() >= options.window {
                     break;
                 }
             }
@@ -322,6 +344,7 @@ async fn on_notice(
                     FollowerConfig::default(),
                 ),
                 received: HashSet::new(),
+                caught_up: false,
             });
             match receipt.acknowledge(keys, now_secs(), rng) {
                 Ok((_, publish)) => {

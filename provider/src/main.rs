@@ -108,6 +108,10 @@ struct FollowArgs {
     /// Poll interval in milliseconds.
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
+    /// Positions per stream asked for in one poll (more catches up faster after an outage,
+    /// fewer makes a lighter steady state).
+    #[arg(long, default_value_t = 16)]
+    window: usize,
 }
 
 fn now() -> u64 {
@@ -204,7 +208,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 format: args.format,
                 provisional: args.provisional,
                 poll: Duration::from_millis(args.poll_ms.max(20)),
-                window: 16,
+                window: args.window.max(1),
             };
             let mut out: Box<dyn Write + Send> = match &args.out {
                 Some(path) => Box::new(

@@ -318,4 +318,19 @@ mod tests {
         }
         assert!(saw_export, "a July day exports solar power at noon");
     }
+
+    #[tokio::test]
+    async fn the_fast_source_emits_consecutive_seconds() {
+        let start = 1_782_864_000;
+        let mut source = SimulatorSource::fast(3, start);
+        let mut framer = Framer::default();
+        for second in 0..5 {
+            framer.feed(&source.next_chunk().await.unwrap().unwrap());
+            let frame = framer.next_frame().unwrap().unwrap();
+            let telegram = Telegram::parse(frame).unwrap();
+            let readings = Readings::from_telegram(&telegram);
+            let at = readings.meter_time.unwrap().to_utc().unix_seconds();
+            assert_eq!(at, i64::try_from(start + second).unwrap());
+        }
+    }
 }
