@@ -16,11 +16,12 @@ step() {
 
 step "format" cargo fmt --all --check
 step "clippy, native crates" cargo clippy --locked --all-targets -- -D warnings
-step "clippy, wasm32 (app and protocol)" \
-  cargo clippy --locked --target wasm32-unknown-unknown -p app -p protocol --all-targets -- -D warnings
+step "clippy, wasm32 (app, protocol, tangle-client)" \
+  cargo clippy --locked --target wasm32-unknown-unknown -p app -p protocol -p tangle-client \
+  --all-targets -- -D warnings
 step "tests, native" cargo test --locked
-step "tests, protocol on wasm32 in headless Chromium" \
-  cargo test --locked --target wasm32-unknown-unknown -p protocol
+step "tests, protocol and app on wasm32 in headless Chromium" \
+  cargo test --locked --target wasm32-unknown-unknown -p protocol -p app
 step "web app build (trunk, release)" trunk build --release --offline
 step "gateway build (release)" cargo build --locked --release -p gateway
 step "browser end-to-end (playwright-core + Debian chromium)" \
