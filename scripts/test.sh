@@ -19,6 +19,9 @@ step "clippy, native crates" cargo clippy --locked --all-targets -- -D warnings
 step "clippy, wasm32 (app, protocol, tangle-client)" \
   cargo clippy --locked --target wasm32-unknown-unknown -p app -p protocol -p tangle-client \
   --all-targets -- -D warnings
+# The end-to-end tests spawn sibling binaries (gateway, pi-agent, meterkast-provider) from the same
+# target dir; `cargo test` alone builds only the binaries of packages that have integration tests.
+step "binaries for the process tests" cargo build --locked --bins
 step "tests, native" cargo test --locked
 step "tests, protocol and app on wasm32 in headless Chromium" \
   cargo test --locked --target wasm32-unknown-unknown -p protocol -p app
