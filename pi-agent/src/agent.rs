@@ -273,6 +273,23 @@ impl Agent {
         Ok(())
     }
 
+    /// Signs a checkpoint now for every stream with uncovered messages, so providers can
+    /// verify the last readings before a stop instead of waiting for the next start.
+    fn checkpoint_all(&mut self) -> Result<(), AgentError> {
+        let now = unix_now();
+        let mut items = Vec::new();
+        for &tier in &self.settings.tiers {
+            if let Some(item) = self.channel.checkpoint_now(tier, now, &mut self.rng)? {
+                items.push(Publish::from(item));
+            }
+        }
+        if !items.is_empty() {
+            self.save_channel()?;
+            self.push(to_new(items), None)?;
+        }
+        Ok(())
+    }
+
     fn save_channel(&self) -> Result<(), AgentError> {
         self.state.save_channel(&self.channel.save())?;
         Ok(())
@@ -749,12 +766,15 @@ pub async fn run<S: Source + 'static>(
     let mut source_ended = false;
     let result: Result<(), AgentError> = loop {
         tokio::select! {
-            () = &mut shutdown => break Ok(()),
+            () = &mut shutdown => break agent.checkpoint_all(),
             chunk = rx.recv(), if !source_ended => match chunk {
                 Some(bytes) => if let Err(err) = agent.on_bytes(&bytes) { break Err(err) },
                 None => {
                     source_ended = true;
                     tracing::info!("source ended; draining the outbox");
+                    if let Err(err) = agent.checkpoint_all() {
+                        break Err(err);
+                    }
                 }
             },
             _ = consent_tick.tick() => if let Err(err) = agent.on_consent_tick().await {
