@@ -62,6 +62,7 @@ pub mod framer;
 mod fuzzing;
 pub mod readings;
 pub mod registry;
+mod swar;
 pub mod telegram;
 pub mod time;
 pub mod value;

@@ -6,11 +6,14 @@
 //! [`MalformedLine`] with its offset instead of failing the telegram. Only the CRC decides
 //! whether a telegram is trustworthy, and that verdict is always reported, never hidden.
 
+use core::fmt;
+
 use memchr::memchr;
 use thiserror::Error;
 
 use super::crc::crc16_arc;
 use super::framer::{FrameError, FrameIn, Framer, FramerConfig};
+use super::swar::{find_close_and_last_star, find_group_stop_or_star};
 use super::value::{ObisCode, RawValue};
 
 /// The CRC verdict of a telegram.
@@ -132,7 +135,7 @@ pub struct MalformedLine<'a> {
 /// object       = obis 1*group CRLF *(1*group CRLF)
 /// group        = "(" *(%x20-27 / %x2A-7E) ")"     ; no parentheses inside
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DataObject<'a> {
     /// The code.
     pub obis: ObisCode,
@@ -140,6 +143,19 @@ pub struct DataObject<'a> {
     pub offset: usize,
     /// The `(…)` groups, possibly spanning continuation lines.
     values: &'a str,
+    /// The first group, split while the line was scanned: most readings need only it.
+    first: RawValue<'a>,
+}
+
+// Written out so the cached first value (derived from `values`) does not show.
+impl fmt::Debug for DataObject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataObject")
+            .field("obis", &self.obis)
+            .field("offset", &self.offset)
+            .field("values", &self.values)
+            .finish()
+    }
 }
 
 impl<'a> DataObject<'a> {
@@ -152,6 +168,9 @@ impl<'a> DataObject<'a> {
     /// The `n`th value (0-based).
     #[must_use]
     pub fn value(&self, n: usize) -> Option<RawValue<'a>> {
+        if n == 0 {
+            return Some(self.first);
+        }
         self.values().nth(n)
     }
 
@@ -173,13 +192,21 @@ impl<'a> Iterator for Values<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         // Validated at parse time: only `(…)` groups separated by blanks and line ends remain,
-        // so a byte scan suffices (no Unicode trimming, no memchr call for short values).
+        // so a byte scan suffices (no Unicode trimming, no memchr call for short values). The
+        // `)` and the last `*` before it (where `RawValue::new` splits) are found in one pass.
         let bytes = self.rest.as_bytes();
-        let open = bytes.iter().position(|&byte| byte == b'(')?;
-        let close = open + 1 + bytes[open + 1..].iter().position(|&byte| byte == b')')?;
-        let inner = &self.rest[open + 1..close];
-        self.rest = &self.rest[close + 1..];
-        Some(RawValue::new(inner))
+        let open = match bytes.first() {
+            Some(b'(') => 0,
+            _ => bytes.iter().position(|&byte| byte == b'(')?,
+        };
+        let start = open + 1;
+        let (close, star) = find_close_and_last_star(&bytes[start..])?;
+        let inner = &self.rest[start..start + close];
+        self.rest = &self.rest[start + close + 1..];
+        Some(match star {
+            Some(star) => RawValue { text: &inner[..star], unit: Some(&inner[star + 1..]) },
+            None => RawValue { text: inner, unit: None },
+        })
     }
 }
 
@@ -236,13 +263,14 @@ impl<'a> Telegram<'a> {
             // line end (a memchr call per 25-byte line costs more than it saves).
             let (kind, line_end, values_at) = match bytes.get(line_start) {
                 Some(b'(') => {
-                    let (line_end, well_formed) = scan_groups(bytes, line_start, end);
+                    let (line_end, scan) = scan_groups(bytes, line_start, end);
+                    let well_formed = scan.is_some();
                     (LineKind::Continuation { well_formed }, line_end, line_start)
                 }
                 _ => match ObisCode::parse_prefix(&bytes[line_start..end]) {
                     Some((obis, used)) => {
-                        let (line_end, well_formed) = scan_groups(bytes, line_start + used, end);
-                        (LineKind::Object { obis, well_formed }, line_end, line_start + used)
+                        let (line_end, first) = scan_groups(bytes, line_start + used, end);
+                        (LineKind::Object { obis, first }, line_end, line_start + used)
                     }
                     None => {
                         let line_end = bytes[line_start..end]
@@ -267,10 +295,18 @@ impl<'a> Telegram<'a> {
                 malformed.push(MalformedLine { offset: line_start, text: line, error });
             };
             match kind {
-                LineKind::Object { obis, well_formed: true } => {
+                LineKind::Object { obis, first: Some(first) } => {
                     last_values_start = Some(values_at);
                     let values = &text[values_at..trimmed_end];
-                    objects.push(DataObject { obis, offset: line_start, values });
+                    let inner = &text[first.open + 1..first.close];
+                    let first = match first.star {
+                        Some(star) => {
+                            let star = star - (first.open + 1);
+                            RawValue { text: &inner[..star], unit: Some(&inner[star + 1..]) }
+                        }
+                        None => RawValue { text: inner, unit: None },
+                    };
+                    objects.push(DataObject { obis, offset: line_start, values, first });
                 }
                 LineKind::Continuation { well_formed: true } => {
                     match last_values_start.zip(objects.last_mut()) {
@@ -395,35 +431,57 @@ fn frame_one(bytes: &[u8]) -> Result<FrameIn<'_>, TelegramError> {
 /// What a line turned out to be, before its text is cut out.
 #[derive(Debug, Clone, Copy)]
 enum LineKind {
-    /// `OBIS(…)…`
-    Object { obis: ObisCode, well_formed: bool },
+    /// `OBIS(…)…`; the first group when the line is well formed.
+    Object { obis: ObisCode, first: Option<FirstGroup> },
     /// `(…)…`: more values for the previous object (DSMR 2.2/3).
     Continuation { well_formed: bool },
     /// Anything else.
     Other,
 }
 
+/// Where a line's first `(…)` group is: indices of `(`, `)` and the last `*` between them.
+#[derive(Debug, Clone, Copy)]
+struct FirstGroup {
+    open: usize,
+    close: usize,
+    star: Option<usize>,
+}
+
 /// Scans `(…)` groups from `start` to the end of the line (the `\n`, or `end`). Returns the
-/// index of the line end and whether the line held one or more groups separated only by blanks.
-fn scan_groups(bytes: &[u8], start: usize, end: usize) -> (usize, bool) {
+/// index of the line end and, if the line held one or more groups separated only by blanks, where
+/// its first group is.
+fn scan_groups(bytes: &[u8], start: usize, end: usize) -> (usize, Option<FirstGroup>) {
     let mut well_formed = true;
-    let mut groups = 0usize;
+    let mut first = None;
     let mut index = start;
     while index < end {
         match bytes[index] {
             b'\n' => break,
             b'(' => {
-                // A group's inside is anything but parentheses and line ends: one tight search.
-                let inside = &bytes[index + 1..end];
-                match inside.iter().position(|&byte| matches!(byte, b')' | b'(' | b'\r' | b'\n')) {
-                    Some(at) if inside[at] == b')' => {
-                        groups += 1;
-                        index += at + 2;
+                // A group's inside is anything but parentheses and line ends: one tight search
+                // (that also stops at a `*`, to remember where the unit starts).
+                let mut from = index + 1;
+                let mut star = None;
+                let stop = loop {
+                    match find_group_stop_or_star(&bytes[from..end]) {
+                        Some(at) if bytes[from + at] == b'*' => {
+                            star = Some(from + at);
+                            from += at + 1;
+                        }
+                        other => break other.map(|at| from + at),
+                    }
+                };
+                match stop {
+                    Some(at) if bytes[at] == b')' => {
+                        if first.is_none() {
+                            first = Some(FirstGroup { open: index, close: at, star });
+                        }
+                        index = at + 1;
                     }
                     // Unclosed: look at the offending byte again (a line end ends the line).
                     Some(at) => {
                         well_formed = false;
-                        index += at + 1;
+                        index = at;
                     }
                     None => {
                         well_formed = false;
@@ -437,7 +495,7 @@ fn scan_groups(bytes: &[u8], start: usize, end: usize) -> (usize, bool) {
         }
         index += 1;
     }
-    (index, well_formed && groups > 0)
+    (index, first.filter(|_| well_formed))
 }
 
 #[cfg(test)]

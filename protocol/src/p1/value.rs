@@ -82,19 +82,25 @@ impl ObisCode {
 /// One decimal group of an OBIS code at `pos`: 1–3 digits, value ≤ 255.
 #[inline(always)]
 fn read_group(text: &[u8], pos: &mut usize) -> Option<u8> {
-    let start = *pos;
-    let mut value: u16 = 0;
-    while let Some(&digit) = text.get(*pos) {
-        if !digit.is_ascii_digit() || *pos - start == 3 {
-            break;
-        }
-        value = value * 10 + u16::from(digit - b'0');
+    // Unrolled: the first digit is required, two more are optional.
+    let mut value = digit_at(text, *pos)?;
+    *pos += 1;
+    if let Some(digit) = digit_at(text, *pos) {
+        value = value * 10 + digit;
         *pos += 1;
-    }
-    if *pos == start {
-        return None;
+        if let Some(digit) = digit_at(text, *pos) {
+            value = value * 10 + digit;
+            *pos += 1;
+        }
     }
     u8::try_from(value).ok()
+}
+
+/// The decimal digit at `pos`, if there is one.
+#[inline(always)]
+fn digit_at(text: &[u8], pos: usize) -> Option<u16> {
+    let digit = text.get(pos)?.wrapping_sub(b'0');
+    (digit < 10).then_some(u16::from(digit))
 }
 
 /// Consumes `separator` at `pos`.
@@ -208,6 +214,11 @@ impl<'a> Decimal<'a> {
     /// (failure counts, device types).
     #[must_use]
     pub fn to_u64(&self) -> Option<u64> {
+        let bytes = self.0.as_bytes();
+        if bytes.len() <= 18 && bytes.iter().all(u8::is_ascii_digit) {
+            // The usual case (counts): plain digits that cannot overflow, no division.
+            return Some(bytes.iter().fold(0, |acc, &digit| acc * 10 + u64::from(digit - b'0')));
+        }
         let (mantissa, scale) = self.mantissa_and_scale()?;
         let divisor = 10i64.checked_pow(scale)?;
         if mantissa < 0 || mantissa % divisor != 0 {
