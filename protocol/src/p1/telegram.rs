@@ -477,6 +477,11 @@ fn scan_groups(bytes: &[u8], start: usize, end: usize) -> (usize, Option<FirstGr
                             first = Some(FirstGroup { open: index, close: at, star });
                         }
                         index = at + 1;
+                        // The usual line end right after a group: no more bytes to classify.
+                        if bytes.get(index..index + 2) == Some(b"\r\n") && index + 1 < end {
+                            index += 1;
+                            break;
+                        }
                     }
                     // Unclosed: look at the offending byte again (a line end ends the line).
                     Some(at) => {

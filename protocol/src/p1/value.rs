@@ -54,6 +54,7 @@ impl ObisCode {
     /// Accepts what meters send: 1–3 digit groups separated by `-`, `:`, `.`, `.`, and an
     /// optional F group as `*F` or `.F`.
     #[must_use]
+    #[inline]
     pub fn parse_prefix(text: &[u8]) -> Option<(Self, usize)> {
         // Straight-line code: this runs once per line of every telegram.
         let mut pos = 0;
@@ -157,12 +158,22 @@ impl<'a> Decimal<'a> {
             Some(b'-' | b'+') => &bytes[1..],
             _ => bytes,
         };
-        let (int, frac) = match unsigned.iter().position(|&b| b == b'.') {
-            Some(point) => (&unsigned[..point], Some(&unsigned[point + 1..])),
-            None => (unsigned, None),
-        };
-        let digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
-        if digits(int) && frac.is_none_or(digits) { Some(Decimal(text)) } else { None }
+        // One pass: digits, then at most one point followed by at least one digit.
+        let (mut int_digits, mut frac_digits, mut point) = (0usize, 0usize, false);
+        for &byte in unsigned {
+            if byte.is_ascii_digit() {
+                if point {
+                    frac_digits += 1;
+                } else {
+                    int_digits += 1;
+                }
+            } else if byte == b'.' && !point {
+                point = true;
+            } else {
+                return None;
+            }
+        }
+        (int_digits > 0 && (!point || frac_digits > 0)).then_some(Decimal(text))
     }
 
     /// The digits as they appeared on the wire.
