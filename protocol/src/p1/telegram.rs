@@ -283,6 +283,10 @@ impl<'a> Telegram<'a> {
             };
             pos = line_end + 1;
             let mut trimmed_end = line_end;
+            if let LineKind::Object { first: Some(first), .. } = kind {
+                // Only blanks and CR follow the last group of a well-formed line.
+                trimmed_end = first.last_close + 1;
+            }
             while trimmed_end > line_start && matches!(bytes[trimmed_end - 1], b'\r' | b' ' | b'\t')
             {
                 trimmed_end -= 1;
@@ -445,6 +449,8 @@ struct FirstGroup {
     open: usize,
     close: usize,
     star: Option<usize>,
+    /// The `)` of the line's last group.
+    last_close: usize,
 }
 
 /// Scans `(…)` groups from `start` to the end of the line (the `\n`, or `end`). Returns the
@@ -473,8 +479,16 @@ fn scan_groups(bytes: &[u8], start: usize, end: usize) -> (usize, Option<FirstGr
                 };
                 match stop {
                     Some(at) if bytes[at] == b')' => {
-                        if first.is_none() {
-                            first = Some(FirstGroup { open: index, close: at, star });
+                        match &mut first {
+                            None => {
+                                first = Some(FirstGroup {
+                                    open: index,
+                                    close: at,
+                                    star,
+                                    last_close: at,
+                                });
+                            }
+                            Some(first) => first.last_close = at,
                         }
                         index = at + 1;
                         // The usual line end right after a group: no more bytes to classify.
