@@ -220,7 +220,8 @@ struct EpochReader {
     keys: EpochKeys,
     tier: Tier,
     start_seq: u64,
-    /// Positions ≥ this are after the epoch's end (set by a rotation).
+    /// Positions ≥ this are after the epoch's end (set by a rotation, or by the link of the
+    /// keyload a restarted device sends).
     end_seq: Option<u64>,
     /// The device restarted into a new epoch; no further checkpoint will come here.
     abandoned: bool,
@@ -463,6 +464,16 @@ impl ProviderFollower {
         // will come for what it left uncovered there. (After a restore from an older state
         // copy, the keyload's `previous` link names an older epoch than the one it abandoned.)
         for old in stream.epochs.iter_mut().filter(|r| r.end_seq.is_none()) {
+            // The signed link says where the device's saved state ended this epoch. Messages
+            // before that position may not have been fetched yet (sent just before the restart,
+            // or by the restarted device from its outbox ahead of this keyload): keep watching
+            // them, or the last readings before a restart are silently lost.
+            if let Some(link) = keyload.previous
+                && link.epoch == old.keys.id()
+            {
+                let seen_end = old.highest_seen.map_or(old.start_seq, |h| h.saturating_add(1));
+                old.end_seq = Some(link.end_seq.max(seen_end));
+            }
             old.abandoned = true;
             old.flush_unconfirmed(events);
         }

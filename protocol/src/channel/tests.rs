@@ -411,3 +411,44 @@ fn debug_output_of_device_and_follower_never_shows_key_material() {
         }
     }
 }
+
+#[test]
+fn the_last_messages_before_a_restart_are_still_read_when_the_new_keyload_is_seen_first() {
+    let mut rng = TestRng(7);
+    let mut device =
+        DeviceChannel::new(keys(Role::Device, 1), &[StreamConfig::new(Tier::Second)], &mut rng)
+            .unwrap();
+    let mut tangle = Tangle::default();
+    let mut member = Member::new(&device, 2);
+    tangle.publish(device.grant(Tier::Second, member.keys.public().clone(), 0, &mut rng).unwrap());
+    for t in 1..10 {
+        tangle.publish(device.publish(Tier::Second, &[reading(t)], t, &mut rng).unwrap());
+    }
+    member.sync(&tangle, 10);
+    // Published just before the device stopped, not yet fetched by the member.
+    tangle.publish(device.publish(Tier::Second, &[reading(10)], 10, &mut rng).unwrap());
+    let saved = SavedDevice::decode(&device.save()).unwrap();
+    let (mut device, keyloads) = saved.resume(keys(Role::Device, 1), 11, &mut rng).unwrap();
+    tangle.publish(keyloads);
+    for t in 11..15 {
+        tangle.publish(device.publish(Tier::Second, &[reading(t)], t, &mut rng).unwrap());
+    }
+    // The member's driver reads its inbox before the stream positions (as the provider does).
+    let inbox = member.keys.public().inbox_address();
+    for payload in tangle.messages.get(&inbox).cloned().unwrap_or_default() {
+        let events = member.follower.receive(&member.keys, &inbox, &payload, 15);
+        member.events.extend(events);
+    }
+    member.cursors.insert(inbox, tangle.messages.get(&inbox).map_or(0, Vec::len));
+    member.sync(&tangle, 15);
+    let mut read: Vec<u64> = member
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            FollowerEvent::Provisional { readings, .. } => Some(readings[0].timestamp),
+            _ => None,
+        })
+        .collect();
+    read.sort_unstable();
+    assert_eq!(read, (1..15).collect::<Vec<_>>());
+}
