@@ -30,6 +30,19 @@ pub enum ApiError {
     NoNode,
 }
 
+/// A tangle client for the configured nodes (publishes to all, reads from the first that
+/// answers), for everything beyond `info`: publishing with proof of work, fetching, listing an
+/// address and following addresses live over the node's server-sent events. It is the same
+/// `tangle-client` the Pi agent and the provider tool use, compiled to wasm (requests go through
+/// the browser's `fetch`).
+pub fn tangle(nodes: &[NodeUrl]) -> Result<tangle_client::Client, ApiError> {
+    if nodes.is_empty() {
+        return Err(ApiError::NoNode);
+    }
+    tangle_client::Client::new(nodes.iter().map(|node| node.as_str().to_owned()))
+        .map_err(|error| ApiError::Malformed(error.to_string()))
+}
+
 /// Asks a node who it is.
 pub async fn node_info(node: &NodeUrl) -> Result<NodeInfo, ApiError> {
     let response = Request::get(&node.join("api/v1/info"))
