@@ -6,6 +6,9 @@ cd "$MK_ROOT"
 
 bash scripts/setup.sh
 
+# A test run builds each crate once, so incremental caches only cost disk (gigabytes on a full run).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step() {
   local name="$1"; shift
   printf '\n==> %s\n' "$name"
@@ -23,8 +26,14 @@ step "clippy, wasm32 (app, protocol, tangle-client)" \
 # target dir; `cargo test` alone builds only the binaries of packages that have integration tests.
 step "binaries for the process tests" cargo build --locked --bins
 step "tests, native" cargo test --locked
+# chromedriver gives every test binary's Chromium a fresh ~70 MB profile under $TMPDIR and, as the
+# runner ends the browser without a WebDriver session delete, never removes it: keep them in a
+# private folder that is deleted afterwards, or a full run leaves gigabytes in /tmp.
+wasm_tmp="$(mktemp -d "${TMPDIR:-/tmp}/meterkast-wasm-tests.XXXXXX")"
+trap 'rm -rf "$wasm_tmp"' EXIT
 step "tests, protocol and app on wasm32 in headless Chromium" \
-  cargo test --locked --target wasm32-unknown-unknown -p protocol -p app
+  env TMPDIR="$wasm_tmp" cargo test --locked --target wasm32-unknown-unknown -p protocol -p app
+rm -rf "$wasm_tmp"
 step "web app build (trunk, release)" trunk build --release --offline
 step "gateway build (release)" cargo build --locked --release -p gateway
 step "browser end-to-end (playwright-core + Debian chromium)" \
