@@ -16,6 +16,7 @@
 pub mod channel;
 pub mod consent;
 pub mod crypto;
+pub mod device;
 pub mod p1;
 pub mod pairing;
 pub mod provider;
