@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{SseReader, TestNode, address, client, get_json, message, post};
+use common::{SseReader, TestNode, address, client, get_json, message, post, post_bytes};
 use gateway::api::MAX_BODY_BYTES;
 use gateway::limits::RateLimit;
 use protocol::tangle::{Address, Difficulty, MAX_PAYLOAD_LEN, MessageDraft, MessageId};
@@ -590,15 +590,7 @@ async fn post_batch(
     node: &TestNode,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
-    let response = http
-        .post(node.url("/api/v1/messages/batch"))
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json body"))
+    post_bytes(http, node, "/api/v1/messages/batch", body).await
 }
 
 #[tokio::test]

@@ -97,8 +97,18 @@ pub async fn post(
     node: &TestNode,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
+    post_bytes(client, node, "/api/v1/messages", body).await
+}
+
+/// POSTs raw bytes to `path` (a message or a batch); returns status and JSON body.
+pub async fn post_bytes(
+    client: &reqwest::Client,
+    node: &TestNode,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
     let response = client
-        .post(node.url("/api/v1/messages"))
+        .post(node.url(path))
         .header("content-type", "application/octet-stream")
         .body(body)
         .send()
