@@ -1,27 +1,15 @@
 // The bundle budget (wasm + JS under 1 MB gzipped, issue 8) and the time to first paint on
 // localhost. Figures go to target/e2e/metrics.json and the test log.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
-import { startGateway, ROOT, CHROMIUM_ARGS } from './harness.mjs';
+import { gatewayAndBrowser, ROOT } from './harness.mjs';
 
 const BUDGET_BYTES = 1024 * 1024;
 
-let gateway;
-let browser;
-
-before(async () => {
-  gateway = await startGateway();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-});
-
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-});
+const env = gatewayAndBrowser();
 
 test('wasm + JS stay under 1 MB gzipped; first contentful paint is measured', async () => {
   const dist = join(ROOT, 'dist');
@@ -38,9 +26,9 @@ test('wasm + JS stay under 1 MB gzipped; first contentful paint is measured', as
   const paints = [];
   const ready = [];
   for (let i = 0; i < 5; i += 1) {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
-    await page.goto(gateway.url);
+    await page.goto(env.gateway.url);
     await page.locator('#node-status.status-ok').waitFor({ timeout: 15000 });
     const interactive = await page.evaluate(() => performance.now());
     // Paint entries are delivered asynchronously (headless Chromium may not have queued it yet

@@ -1,10 +1,12 @@
 // Shared helpers for the browser end-to-end tests: start the release gateway on a free loopback
 // port (port 0; the gateway prints the address it got) and stop it again.
+import { before, after } from 'node:test';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -19,6 +21,47 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/** Debian's Chromium, headless (never a test tool's own browser download). */
+export function launchChromium() {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+/**
+ * Registers `before`/`after` hooks that start a gateway and a browser for the calling test file
+ * and stop both afterwards. The returned object's `gateway` and `browser` are set once `before`
+ * has run, so tests read them as `env.gateway.url`, `env.browser.newContext()`.
+ */
+export function gatewayAndBrowser(gatewayArgs = []) {
+  const env = { gateway: undefined, browser: undefined };
+  before(async () => {
+    env.gateway = await startGateway(gatewayArgs);
+    env.browser = await launchChromium();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.gateway?.stop();
+  });
+  return env;
+}
+
+/**
+ * Records every request a page or browser context sends: its URL and its raw body bytes (binary
+ * bodies included), so a test can prove that no secret ever leaves the browser.
+ */
+export function captureRequests(pageOrContext) {
+  const seen = [];
+  pageOrContext.on('request', (request) => {
+    seen.push({ url: request.url(), body: request.postDataBuffer() ?? Buffer.alloc(0) });
+  });
+  return seen;
+}
+
+/** Whether any captured request carries `needle` (a string, searched as UTF-8, or a Buffer). */
+export function anyRequestCarries(seen, needle) {
+  const bytes = Buffer.isBuffer(needle) ? needle : Buffer.from(needle, 'utf8');
+  return seen.some(({ url, body }) => Buffer.from(url, 'utf8').includes(bytes) || body.includes(bytes));
+}
 
 export async function startGateway(extraArgs = []) {
   // MK_GATEWAY_BIN lets a build with its own CARGO_TARGET_DIR point at its binary.

@@ -2,38 +2,26 @@
 // page's real Web Serial code path decodes the 566-telegram Iskra AM550 capture
 // (protocol/tests/fixtures/p1/streams/nielsbasjes/, Apache-2.0) and shows it live.
 // Screenshot: target/e2e/meter.png (README).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { startGateway, ROOT, CHROMIUM_ARGS } from './harness.mjs';
+import { gatewayAndBrowser, ROOT } from './harness.mjs';
 import { installSerialShim } from './serial-shim.mjs';
 
 const CAPTURE = readFileSync(join(ROOT, 'protocol/tests/fixtures/p1/streams/nielsbasjes/ttyUSB0-raw.txt'), 'latin1')
   .replace(/\n/g, '\r\n');
 const TELEGRAMS = [...CAPTURE.matchAll(/\r\n(\/[^!]*![0-9A-F]{4})/g)].map((m) => m[1]);
 
-let gateway;
-let browser;
-
-before(async () => {
-  gateway = await startGateway();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-});
-
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-});
+const env = gatewayAndBrowser();
 
 test('the Meter page reads the capture over (shimmed) Web Serial and shows it live', async () => {
   assert.equal(TELEGRAMS.length, 566);
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const page = await env.browser.newPage({ viewport: { width: 1100, height: 900 } });
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
   await installSerialShim(page, Buffer.from(CAPTURE, 'latin1'));
-  await page.goto(gateway.url);
+  await page.goto(env.gateway.url);
 
   const connect = page.getByRole('button', { name: 'Connect to the meter' });
   await connect.click();
@@ -64,10 +52,10 @@ test('the Meter page reads the capture over (shimmed) Web Serial and shows it li
 });
 
 test('a remembered port is read again on the next visit without the picker', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   await installSerialShim(page, Buffer.from(CAPTURE.slice(0, 20000), 'latin1'));
-  await page.goto(gateway.url);
+  await page.goto(env.gateway.url);
   await page.getByRole('button', { name: 'Connect to the meter' }).click();
   await page.waitForFunction(() => Number(document.querySelector('#count-good')?.textContent) > 5, null, { timeout: 30000 });
   // Chromium remembers a granted port across visits; the shim forgets on reload, so the next
@@ -85,9 +73,9 @@ test('a remembered port is read again on the next visit without the picker', asy
 });
 
 test('at phone width, by keyboard only: no sideways scrolling, Connect reachable with Tab', async () => {
-  const page = await browser.newPage({ viewport: { width: 375, height: 740 } });
+  const page = await env.browser.newPage({ viewport: { width: 375, height: 740 } });
   await installSerialShim(page, Buffer.from(CAPTURE.slice(0, 40000), 'latin1'));
-  await page.goto(gateway.url);
+  await page.goto(env.gateway.url);
   await page.locator('#node-status.status-ok').waitFor({ timeout: 15000 });
   // Tab from the top of the page until the Connect button has focus, then press Enter.
   let focused = '';

@@ -1,23 +1,11 @@
 // Node settings: several nodes, kept in localStorage across reloads; the status shows the
 // first one that answers, so a dead node listed first does not cut the app off.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { chromium } from 'playwright-core';
-import { startGateway, CHROMIUM_ARGS } from './harness.mjs';
+import { gatewayAndBrowser } from './harness.mjs';
 
-let gateway;
-let browser;
-
-before(async () => {
-  gateway = await startGateway();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-});
-
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-});
+const env = gatewayAndBrowser();
 
 /** A loopback port nothing listens on (bound, then released). */
 async function deadPort() {
@@ -29,8 +17,8 @@ async function deadPort() {
 }
 
 test('nodes are added, checked, reordered, kept across reloads, and fallen back from', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${gateway.url}nodes`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.gateway.url}nodes`);
   const dead = `http://127.0.0.1:${await deadPort()}/`;
 
   await page.getByLabel('Add a node').fill('not a url');
@@ -55,5 +43,5 @@ test('nodes are added, checked, reordered, kept across reloads, and fallen back 
   await page.getByRole('button', { name: `Remove ${dead}` }).click();
   assert.equal(await page.locator('.node-list li').count(), 1);
   const stored = JSON.parse(await page.evaluate(() => localStorage.getItem('meterkast.nodes')));
-  assert.deepEqual(stored, [gateway.url]);
+  assert.deepEqual(stored, [env.gateway.url]);
 });

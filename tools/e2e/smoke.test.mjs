@@ -2,33 +2,21 @@
 // it, and the page shows content that only the running wasm can have produced (the node's answer
 // to /api/v1/info). Needs `trunk build --release` and `cargo build --release -p gateway` first
 // (scripts/test.sh does both). Screenshot: target/e2e/smoke.png.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { startGateway, ROOT, CHROMIUM_ARGS } from './harness.mjs';
+import { gatewayAndBrowser, ROOT } from './harness.mjs';
 
-let gateway;
-let browser;
-
-before(async () => {
-  gateway = await startGateway();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-});
-
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-});
+const env = gatewayAndBrowser();
 
 test('the app renders from wasm and reaches /api/v1/info', async () => {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
 
   const infoResponse = page.waitForResponse((r) => r.url().endsWith('/api/v1/info'));
-  await page.goto(gateway.url);
+  await page.goto(env.gateway.url);
   const response = await infoResponse;
   assert.equal(response.status(), 200);
   const info = await response.json();
@@ -47,12 +35,12 @@ test('the app renders from wasm and reaches /api/v1/info', async () => {
 });
 
 test('a client-side route answers the app, an unknown API path a JSON 404', async () => {
-  const page = await browser.newPage();
-  const deep = await page.goto(`${gateway.url}some/client/route`);
+  const page = await env.browser.newPage();
+  const deep = await page.goto(`${env.gateway.url}some/client/route`);
   assert.equal(deep.status(), 200);
   await page.getByRole('heading', { name: 'Meterkast', level: 1 }).waitFor({ timeout: 15000 });
 
-  const res = await fetch(`${gateway.url}api/v1/no-such-endpoint`);
+  const res = await fetch(`${env.gateway.url}api/v1/no-such-endpoint`);
   assert.equal(res.status, 404);
   assert.match(res.headers.get('content-type'), /application\/json/);
   const body = await res.json();
