@@ -41,11 +41,34 @@ enum Stage {
     },
 }
 
-/// An unlocked identity, for the features built on it (pairing, requests).
+/// An unlocked identity, for the features built on it (pairing, requests). A page creates one
+/// and hands it to [`IdentityVault`] and to its own panels.
 #[derive(Debug, Clone, Copy)]
 pub struct Unlocked {
     /// The public id (hex) of the unlocked identity; `None` while locked.
     pub party_id: RwSignal<Option<String>>,
+    /// The secret in clear: set between create/restore/unlock and lock; never stored as is.
+    secret: StoredValue<Option<PartySecret>>,
+}
+
+impl Unlocked {
+    /// A locked identity (nothing held yet).
+    pub fn new() -> Self {
+        Self { party_id: RwSignal::new(None), secret: StoredValue::new(None) }
+    }
+
+    /// The unlocked identity's keys as `role`; `None` while locked. Derivation costs a few
+    /// milliseconds (ML-DSA key generation), so callers keep the result while they need it.
+    pub fn keys(&self, role: Role) -> Option<PartyKeys> {
+        self.party_id.get_untracked()?;
+        self.secret.with_value(|secret| secret.as_ref().map(|s| PartyKeys::derive(s, role)))
+    }
+}
+
+impl Default for Unlocked {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn short_id(hex: &str) -> String {
@@ -78,13 +101,17 @@ fn random_positions() -> [usize; 3] {
 }
 
 /// The identity panel for `role`. `noun` names it on screen ("wallet", "provider identity").
+/// `unlocked` is the page's handle on the identity (a fresh one if none is given).
 #[component]
-pub fn IdentityVault(role: Role, noun: &'static str) -> impl IntoView {
+pub fn IdentityVault(
+    role: Role,
+    noun: &'static str,
+    #[prop(optional)] unlocked: Option<Unlocked>,
+) -> impl IntoView {
     let stage = RwSignal::new(Stage::Loading);
     let error = RwSignal::new(None::<String>);
-    // The secret in clear: set between create/restore/unlock and lock; never stored as is.
-    let pending = StoredValue::new(None::<PartySecret>);
-    let unlocked = Unlocked { party_id: RwSignal::new(None) };
+    let unlocked = unlocked.unwrap_or_default();
+    let pending = unlocked.secret;
     provide_context(unlocked);
 
     let refresh = move || match vault::load(role) {

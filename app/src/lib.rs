@@ -20,6 +20,7 @@ pub mod serial;
 pub mod settings;
 pub mod storage;
 pub mod vault;
+pub mod wallet;
 
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <pages::NotFound /> }>
                     <Route path=path!("/") view=pages::meter::MeterPage />
                     <Route path=path!("/home") view=pages::home::HomePage />
+                    <Route path=path!("/home/request") view=pages::home::HomePage />
                     <Route path=path!("/provider") view=pages::provider::ProviderPage />
                     <Route path=path!("/nodes") view=pages::nodes::NodesPage />
                 </Routes>

@@ -241,6 +241,35 @@ impl SealedIdentity {
     }
 }
 
+/// Seals state an unlocked identity keeps beside its sealed secret (the wallet's per-device log
+/// keys): XChaCha20-Poly1305 under `key` (the identity's
+/// [`SymmetricPurpose::StateAtRest`](protocol::crypto::SymmetricPurpose) key, so the passphrase
+/// is not needed again), `label` as associated data so a blob cannot be moved to another slot.
+/// Returns hex of nonce ‖ ciphertext ‖ tag.
+pub fn seal_state(key: &SymmetricKey, label: &[u8], plain: &[u8]) -> Result<String, VaultError> {
+    let nonce: [u8; AEAD_NONCE_LEN] = random()?;
+    let sealed = crypto::seal(key, &nonce, label, plain)
+        .map_err(|e| VaultError::Malformed(e.to_string()))?;
+    Ok(hex::encode([&nonce[..], &sealed].concat()))
+}
+
+/// Opens what [`seal_state`] sealed under the same key and label.
+pub fn open_state(
+    key: &SymmetricKey,
+    label: &[u8],
+    text: &str,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    let bytes = decode_hex(text, "sealed state")?;
+    let (nonce, sealed) = bytes
+        .split_at_checked(AEAD_NONCE_LEN)
+        .ok_or_else(|| VaultError::Malformed("sealed state too short".to_owned()))?;
+    let nonce: [u8; AEAD_NONCE_LEN] =
+        nonce.try_into().map_err(|_| VaultError::Malformed("nonce length".to_owned()))?;
+    crypto::open(key, &nonce, label, sealed).map(Zeroizing::new).map_err(|_| {
+        VaultError::Malformed("sealed state does not open with this identity".to_owned())
+    })
+}
+
 fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>, VaultError> {
     hex::decode(text).map_err(|_| VaultError::Malformed(format!("{what} is not hex")))
 }

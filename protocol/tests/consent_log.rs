@@ -295,3 +295,58 @@ fn a_device_ignores_events_for_other_devices() {
     let reports = device_b.sync(&mut lab);
     assert!(reports.iter().any(|r| matches!(r, ConsentReport::GrantStarted { .. })));
 }
+
+#[test]
+fn a_wallet_resumes_its_log_from_the_entries_and_can_still_revoke_an_earlier_grant() {
+    let mut lab = Lab::new(12);
+    let mut device = Device::new(&mut lab, 1, &[Tier::Second]);
+    let mut household = pair(&mut lab, 1, &mut device);
+    let provider = Provider::new(&mut lab, 1, "Wattt", &device);
+    let request = provider.request(&mut lab, "insight", Tier::Second, 30);
+    let grant = household.grant(&mut lab, &request, &provider.card, &[Tier::Second]);
+    device.sync(&mut lab);
+    assert_eq!(device.channel.members(Tier::Second).unwrap(), vec![provider.keys.id()]);
+
+    // A reloaded wallet reads its own log back and continues it.
+    let device_id = household.paired.device.id();
+    let owner = household.paired.owner.public().clone();
+    let mut reader = LogReader::new(device_id, owner, &household.paired.log_key);
+    let accepted: Vec<_> = household
+        .written
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            match reader.receive(&reader.keys().entry_address(i as u64), &w.publish.payload) {
+                LogOutcome::Accepted(entry) => *entry,
+                other => panic!("entry {i}: {other:?}"),
+            }
+        })
+        .collect();
+    let mut resumed =
+        ConsentLogWriter::resume(device_id, &household.paired.log_key, &accepted).unwrap();
+    assert_eq!(resumed.next_index(), 2);
+    assert!(resumed.grant_key(grant).is_some(), "the grant key came back from the grant entry");
+    lab.now += 5;
+    let revoke = ConsentEvent {
+        device: device_id,
+        time: lab.now,
+        kind: EventKind::Revoked { grant, reason: String::new() },
+    };
+    let written = resumed.append(&household.paired.owner, &revoke, &mut lab.rng).unwrap();
+    lab.tangle.publish([written.publish]);
+    let reports = device.sync(&mut lab);
+    assert!(reports.contains(&ConsentReport::Revoked { grant }), "{reports:?}");
+    assert!(device.channel.members(Tier::Second).unwrap().is_empty());
+
+    // Entries out of order, or of another device, are refused.
+    let swapped = [accepted[1].clone(), accepted[0].clone()];
+    assert!(matches!(
+        ConsentLogWriter::resume(device_id, &household.paired.log_key, &swapped),
+        Err(ConsentError::Anomaly(LogAnomaly::Misplaced { at: 0, claims: 1 }))
+    ));
+    let other = party(Role::Device, 99).id();
+    assert!(matches!(
+        ConsentLogWriter::resume(other, &household.paired.log_key, &accepted),
+        Err(ConsentError::OtherDevice)
+    ));
+}

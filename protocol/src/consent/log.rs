@@ -348,6 +348,41 @@ impl ConsentLogWriter {
         }
     }
 
+    /// Continues a log written earlier (the wallet after a reload, or restored from its
+    /// recovery phrase in another browser) from its entries as a [`LogReader`] accepted them,
+    /// in order from the first: the next index and previous hash follow the last entry, and
+    /// the grant keys come from the grants among them, so later revocations can be written.
+    /// Entries that do not form the chain from position 0 are refused.
+    pub fn resume(
+        device: PartyId,
+        log_key: &SymmetricKey,
+        accepted: &[VerifiedEntry],
+    ) -> Result<Self, ConsentError> {
+        let mut writer = Self::new(device, log_key);
+        for verified in accepted {
+            if verified.event.device != device {
+                return Err(ConsentError::OtherDevice);
+            }
+            if verified.entry.index != writer.next_index {
+                return Err(ConsentError::Anomaly(LogAnomaly::Misplaced {
+                    at: writer.next_index,
+                    claims: verified.entry.index,
+                }));
+            }
+            if verified.entry.previous != writer.last_hash {
+                return Err(ConsentError::Anomaly(LogAnomaly::ChainBroken {
+                    index: writer.next_index,
+                }));
+            }
+            if let super::event::EventKind::Granted(grant) = &verified.event.kind {
+                writer.grant_keys.insert(grant.id, grant.grant_key.clone());
+            }
+            writer.next_index += 1;
+            writer.last_hash = verified.entry.hash(device);
+        }
+        Ok(writer)
+    }
+
     /// The log's keys.
     pub fn keys(&self) -> &LogKeys {
         &self.keys
