@@ -697,6 +697,18 @@ pub async fn run<S: Source + 'static>(
         }
     };
     state.save_channel(&channel.save())?;
+    // A state directory created with fewer tiers (an older version, or another `tiers`
+    // setting) has no stream for the others; say so once instead of failing every reading.
+    let mut settings = settings;
+    let unpublishable: Vec<Tier> =
+        settings.tiers.iter().copied().filter(|&tier| channel.stream_id(tier).is_err()).collect();
+    if !unpublishable.is_empty() {
+        tracing::warn!(
+            tiers = ?unpublishable,
+            "the saved channel has no stream for these tiers; they are not published"
+        );
+        settings.tiers.retain(|tier| !unpublishable.contains(tier));
+    }
 
     let progress = state.progress()?;
     let wake = Arc::new(Notify::new());

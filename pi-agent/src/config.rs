@@ -97,7 +97,7 @@ pub struct RunArgs {
     /// Simulate a household (implies `--source simulator`); the number seeds it.
     #[arg(long, env = "MK_AGENT_SIMULATE", value_name = "SEED", num_args = 0..=1, default_missing_value = "1")]
     pub simulate: Option<u64>,
-    /// Tiers to publish, comma-separated: second, ten-seconds, fifteen-minutes, hour, day.
+    /// Tiers to publish, comma-separated: second, ten-seconds, minute, fifteen-minutes, hour, day.
     #[arg(long, env = "MK_AGENT_TIERS", value_delimiter = ',')]
     pub tiers: Vec<String>,
     /// Signed checkpoint at most this many seconds after a reading (default: 60 s for fast
@@ -190,11 +190,12 @@ pub fn parse_tier(name: &str) -> Result<Tier, ConfigError> {
     match name.trim() {
         "second" | "1s" => Ok(Tier::Second),
         "ten-seconds" | "10s" => Ok(Tier::TenSeconds),
+        "minute" | "1min" => Ok(Tier::Minute),
         "fifteen-minutes" | "15min" => Ok(Tier::FifteenMinutes),
         "hour" | "1h" => Ok(Tier::Hour),
         "day" | "1d" => Ok(Tier::Day),
         other => Err(ConfigError::Invalid(format!(
-            "unknown tier {other:?} (second, ten-seconds, fifteen-minutes, hour, day)"
+            "unknown tier {other:?} (second, ten-seconds, minute, fifteen-minutes, hour, day)"
         ))),
     }
 }

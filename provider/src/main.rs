@@ -83,7 +83,7 @@ struct RequestArgs {
     /// Why the data is needed, in plain words.
     #[arg(long)]
     purpose: String,
-    /// Finest resolution asked for: second, ten-seconds, fifteen-minutes, hour, day.
+    /// Finest resolution asked for: second, ten-seconds, minute, fifteen-minutes, hour, day.
     #[arg(long, default_value = "hour")]
     tier: String,
     /// How long access lasts.
@@ -127,6 +127,7 @@ fn parse_tier(name: &str) -> Option<Tier> {
     Some(match name {
         "second" => Tier::Second,
         "ten-seconds" => Tier::TenSeconds,
+        "minute" => Tier::Minute,
         "fifteen-minutes" => Tier::FifteenMinutes,
         "hour" => Tier::Hour,
         "day" => Tier::Day,

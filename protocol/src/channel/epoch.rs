@@ -23,12 +23,19 @@ use crate::crypto::{PartyId, SymmetricKey, digest, expand_key};
 pub type Address = [u8; 32];
 
 /// A resolution a device may share; each tier is its own stream with its own keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Tiers order by wire code ([`Tier::code`]), the order in which tier lists appear on the wire
+/// (a grant's tiers are strictly increasing codes, `spec/consent.md`). Codes are never
+/// renumbered, so a tier added later sorts after the older ones whatever its resolution;
+/// [`Tier::ALL`] lists them finest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tier {
     /// Every telegram (DSMR 5: 1 s).
     Second,
     /// One reading per 10 s.
     TenSeconds,
+    /// One reading per minute (wire code 6: added after the first five).
+    Minute,
     /// One reading per 15 min (the settlement interval).
     FifteenMinutes,
     /// One reading per hour.
@@ -39,14 +46,15 @@ pub enum Tier {
 
 impl Tier {
     /// All tiers, finest first.
-    pub const ALL: [Tier; 5] =
-        [Tier::Second, Tier::TenSeconds, Tier::FifteenMinutes, Tier::Hour, Tier::Day];
+    pub const ALL: [Tier; 6] =
+        [Tier::Second, Tier::TenSeconds, Tier::Minute, Tier::FifteenMinutes, Tier::Hour, Tier::Day];
 
     /// Seconds between readings in this tier.
     pub fn resolution_secs(self) -> u64 {
         match self {
             Self::Second => 1,
             Self::TenSeconds => 10,
+            Self::Minute => 60,
             Self::FifteenMinutes => 900,
             Self::Hour => 3_600,
             Self::Day => 86_400,
@@ -68,12 +76,25 @@ impl Tier {
             Self::FifteenMinutes => 3,
             Self::Hour => 4,
             Self::Day => 5,
+            Self::Minute => 6,
         }
     }
 
     /// Parses a wire code.
     pub fn from_code(code: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|tier| tier.code() == code)
+    }
+}
+
+impl PartialOrd for Tier {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Tier {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.code().cmp(&other.code())
     }
 }
 
@@ -162,5 +183,50 @@ impl EpochKeys {
 impl fmt::Debug for EpochKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EpochKeys").field("id", &self.id).field("keys", &"<redacted>").finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn tier_codes_are_frozen_and_round_trip() {
+        let codes: Vec<(Tier, u8)> = Tier::ALL.iter().map(|&t| (t, t.code())).collect();
+        assert_eq!(
+            codes,
+            vec![
+                (Tier::Second, 1),
+                (Tier::TenSeconds, 2),
+                (Tier::Minute, 6),
+                (Tier::FifteenMinutes, 3),
+                (Tier::Hour, 4),
+                (Tier::Day, 5),
+            ]
+        );
+        for tier in Tier::ALL {
+            assert_eq!(Tier::from_code(tier.code()), Some(tier));
+        }
+        assert_eq!(Tier::from_code(0), None);
+        assert_eq!(Tier::from_code(7), None);
+    }
+
+    #[test]
+    fn all_lists_tiers_finest_first_but_they_sort_by_wire_code() {
+        let resolutions: Vec<u64> = Tier::ALL.iter().map(|t| t.resolution_secs()).collect();
+        assert_eq!(resolutions, vec![1, 10, 60, 900, 3_600, 86_400]);
+        let mut sorted = Tier::ALL.to_vec();
+        sorted.sort();
+        let codes: Vec<u8> = sorted.iter().map(|t| t.code()).collect();
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn the_minute_tier_checkpoints_after_every_message() {
+        assert_eq!(Tier::TenSeconds.default_checkpoint_interval_secs(), 60);
+        assert_eq!(Tier::Minute.default_checkpoint_interval_secs(), 0);
     }
 }
