@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod chart;
+pub mod device;
 pub mod identity;
 pub mod live;
 pub mod pages;

@@ -16,6 +16,7 @@ use leptos::task::spawn_local;
 use protocol::p1::{Direction, MeterKey};
 
 use crate::chart::{PowerChart, Series};
+use crate::device::panel::{ShareFeed, SharePanel};
 use crate::live::{CrcStatus, Measure, Snapshot};
 use crate::reader::{self, Counts, Decoded, MeterDecoder, ReaderEvent, Stopped};
 use crate::serial::{self, WebSerialSource};
@@ -125,6 +126,8 @@ pub fn MeterPage() -> impl IntoView {
     let live = Live::new();
     let connection = RwSignal::new(Connection::Idle);
     let key_text = RwSignal::new(String::new());
+    // Telegrams go to the "share as a device" panel too, while it shares.
+    let feed = ShareFeed::new();
     // Dropping or firing the sender stops the reader; kept here so leaving the page stops it.
     let stop = StoredValue::new(None::<oneshot::Sender<()>>);
     on_cleanup(move || {
@@ -147,7 +150,12 @@ pub fn MeterPage() -> impl IntoView {
         spawn_local(async move {
             let mut source = source;
             let mut decoder = MeterDecoder::new(key);
-            let mut emit = |event| live.apply(event);
+            let mut emit = |event: ReaderEvent| {
+                if let ReaderEvent::Decoded(Decoded::Telegram(snapshot), _) = &event {
+                    feed.telegram(&snapshot.raw);
+                }
+                live.apply(event);
+            };
             let stopped = reader::run(&mut source, &mut decoder, &mut rx, &mut emit).await;
             connection.try_set(match stopped {
                 Stopped::ByRequest => Connection::Idle,
@@ -231,6 +239,7 @@ pub fn MeterPage() -> impl IntoView {
                 </div>
             </details>
         </section>
+        <SharePanel feed=feed />
         <LiveView live=live />
     }
 }
