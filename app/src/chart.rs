@@ -40,7 +40,7 @@ impl Series {
     }
 
     /// The value range drawn: always includes zero, so import and export read at a glance.
-    fn range(&self) -> (f64, f64) {
+    pub fn range(&self) -> (f64, f64) {
         let (low, high) =
             self.points.iter().fold((0.0f64, 0.0f64), |(lo, hi), &(_, v)| (lo.min(v), hi.max(v)));
         if high - low < 0.1 { (low, low + 0.1) } else { (low, high) }
@@ -48,12 +48,18 @@ impl Series {
 
     /// The SVG polyline `points` attribute for a `width` × `height` box.
     fn polyline(&self, width: f64, height: f64) -> String {
+        self.polyline_within(width, height, self.range())
+    }
+
+    /// The polyline drawn against a given value range `(low, high)`, so several series can
+    /// share one scale (the provider dashboard's total and per-phase lines).
+    pub fn polyline_within(&self, width: f64, height: f64, (low, high): (f64, f64)) -> String {
         let (Some(&(first, _)), Some(&(last, _))) = (self.points.front(), self.points.back())
         else {
             return String::new();
         };
         let span = (last - first).max(1.0);
-        let (low, high) = self.range();
+        let high = if high - low < 0.1 { low + 0.1 } else { high };
         self.points
             .iter()
             .map(|&(t, v)| {

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod chart;
+pub mod dashboard;
 pub mod device;
 pub mod identity;
 pub mod live;
