@@ -107,6 +107,10 @@ pub fn IdentityVault(
     role: Role,
     noun: &'static str,
     #[prop(optional)] unlocked: Option<Unlocked>,
+    /// Hears the public id (hex) of an identity just forgotten, so the page can remove what
+    /// it stored for it.
+    #[prop(optional)]
+    on_forget: Option<Callback<String>>,
 ) -> impl IntoView {
     let stage = RwSignal::new(Stage::Loading);
     let error = RwSignal::new(None::<String>);
@@ -198,10 +202,16 @@ pub fn IdentityVault(
         refresh();
     };
     let forget = move || {
+        let forgotten = vault::load(role).ok().flatten().map(|s| s.party_id().to_owned());
         pending.set_value(None);
         unlocked.party_id.set(None);
-        if let Err(e) = vault::forget(role) {
-            error.set(Some(e.to_string()));
+        match vault::forget(role) {
+            Ok(()) => {
+                if let (Some(callback), Some(id)) = (on_forget, forgotten) {
+                    callback.run(id);
+                }
+            }
+            Err(e) => error.set(Some(e.to_string())),
         }
         refresh();
     };

@@ -46,6 +46,12 @@ pub fn HomePage() -> impl IntoView {
     let unlocked = Unlocked::new();
     let query = use_query_map();
     let link = move || query.read().get("link");
+    // Forgetting the wallet also removes its device book (sealed log keys, device ids).
+    let forget_devices = Callback::new(|wallet_id: String| {
+        if let Err(error) = Book::forget(&wallet_id) {
+            leptos::logging::warn!("the device list was not removed: {error}");
+        }
+    });
     view! {
         <section class="card" aria-labelledby="home-heading">
             <h2 id="home-heading">"My Home"</h2>
@@ -54,7 +60,7 @@ pub fn HomePage() -> impl IntoView {
             <Show when=move || link().is_some() && unlocked.party_id.get().is_none()>
                 <p class="hint" id="request-waiting">"A provider's request is waiting: unlock (or create) your wallet to see it."</p>
             </Show>
-            <IdentityVault role=Role::Wallet noun="wallet" unlocked=unlocked />
+            <IdentityVault role=Role::Wallet noun="wallet" unlocked=unlocked on_forget=forget_devices />
         </section>
         {move || unlocked.party_id.get().map(|wallet_id| match unlocked.keys(Role::Wallet) {
             Some(keys) => view! { <Wallet wallet_id=wallet_id keys=keys initial_link=link() /> }.into_any(),
@@ -92,6 +98,8 @@ struct Ui {
     overview: RwSignal<Overview>,
     loading: RwSignal<bool>,
     error: RwSignal<Option<String>>,
+    /// Why the last look at the node failed (cleared by the next that works).
+    sync_error: RwSignal<Option<String>>,
     pair_status: RwSignal<Option<(String, &'static str)>>,
     pairing: RwSignal<bool>,
     verdict: RwSignal<Option<Verdict>>,
@@ -224,11 +232,14 @@ fn start(session: SharedSession, ui: Ui, nodes: Nodes, alive: Arc<AtomicBool>) {
             }
             let Ok(client) = client_or_report(&nodes, ui) else { continue };
             let count = session.borrow().devices.len();
+            let mut trouble = None;
             for index in 0..count {
                 if let Err(error) = catch_up(&client, &session, index).await {
-                    ui.error.set(Some(error.to_string()));
+                    trouble = Some(error.to_string());
                 }
             }
+            // Shown while the node cannot be read; gone once it can again.
+            ui.sync_error.set(trouble);
             // States depend on the clock (grants start and expire), so refresh every round.
             refresh(&session, ui);
         }
@@ -236,7 +247,7 @@ fn start(session: SharedSession, ui: Ui, nodes: Nodes, alive: Arc<AtomicBool>) {
 }
 
 fn client_or_report(nodes: &Nodes, ui: Ui) -> Result<tangle_client::Client, ()> {
-    client(nodes).map_err(|error| ui.error.set(Some(error.to_string())))
+    client(nodes).map_err(|error| ui.sync_error.set(Some(error.to_string())))
 }
 
 /// Everything below the identity panel, while the wallet is unlocked.
@@ -254,6 +265,7 @@ fn Wallet(wallet_id: String, keys: PartyKeys, initial_link: Option<String>) -> i
         overview: RwSignal::new(Overview::default()),
         loading: RwSignal::new(true),
         error: RwSignal::new(None),
+        sync_error: RwSignal::new(None),
         pair_status: RwSignal::new(None),
         pairing: RwSignal::new(false),
         verdict: RwSignal::new(None),
@@ -274,6 +286,7 @@ fn Wallet(wallet_id: String, keys: PartyKeys, initial_link: Option<String>) -> i
     }
     view! {
         <p class="status-error" role="alert" id="wallet-error">{move || ui.error.get()}</p>
+        <p class="status-error" role="status" id="wallet-sync">{move || ui.sync_error.get().map(|e| format!("Cannot read from the node right now: {e}"))}</p>
         <Devices session=session ui=ui />
         <RequestPanel session=session ui=ui />
         <Access session=session ui=ui />
@@ -852,7 +865,11 @@ fn download(name: &str, text: &str) -> Result<(), String> {
     anchor.set_href(&url);
     anchor.set_download(name);
     anchor.click();
-    let _ = web_sys::Url::revoke_object_url(&url);
+    // The download reads the URL after this returns; release it a while later.
+    spawn_local(async move {
+        TimeoutFuture::new(60_000).await;
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! ```text
 //! localStorage["meterkast.wallet.<wallet id>"] = {
 //!   "format": "meterkast-wallet-book-v1",
-//!   "devices": [{ "device_keys": hex PublicKeys, "pairing_id": hex, "paired_at": unix s,
+//!   "devices": [{ "device_id": hex, "device_keys": hex PublicKeys, "pairing_id": hex,
+//!                 "paired_at": unix s,
 //!                 "log_key": hex(nonce ‖ XChaCha20-Poly1305(state-at-rest key, aad, log key)),
 //!                 "log_head": { "entries": n, "hash": hex } }] }
 //! ```
@@ -37,6 +38,8 @@ pub struct LogHead {
 /// One paired device as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDevice {
+    /// The device's id (hex): the hash of its keys, checked when they are read back.
+    device_id: String,
     device_keys: String,
     pairing_id: String,
     /// When this wallet paired it (UTC seconds).
@@ -65,6 +68,7 @@ impl StoredDevice {
         head: Option<(u64, [u8; 32])>,
     ) -> Result<Self, VaultError> {
         Ok(Self {
+            device_id: hex::encode(device.id().0),
             device_keys: hex::encode(device.encode()),
             pairing_id: hex::encode(pairing_id),
             paired_at,
@@ -73,10 +77,14 @@ impl StoredDevice {
         })
     }
 
-    /// The device's public keys.
+    /// The device's public keys (refused unless they hash to the stored id).
     pub fn device_keys(&self) -> Result<PublicKeys, VaultError> {
         let bytes = hex::decode(&self.device_keys).map_err(|_| malformed("device keys"))?;
-        PublicKeys::decode(&bytes).map_err(|_| malformed("device keys"))
+        let keys = PublicKeys::decode(&bytes).map_err(|_| malformed("device keys"))?;
+        if hex::encode(keys.id().0) != self.device_id {
+            return Err(malformed("device keys do not match the device id"));
+        }
+        Ok(keys)
     }
 
     /// The pairing transcript hash.
@@ -87,9 +95,9 @@ impl StoredDevice {
             .ok_or_else(|| malformed("pairing id"))
     }
 
-    /// The device id, as hex (the key of the entry).
-    pub fn device_id_hex(&self) -> Result<String, VaultError> {
-        Ok(hex::encode(self.device_keys()?.id().0))
+    /// The device id, as hex.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
     }
 
     /// Opens the consent-log key (only with the wallet's state-at-rest key).
