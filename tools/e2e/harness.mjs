@@ -69,7 +69,9 @@ export async function startGateway(extraArgs = []) {
   // Each run gets its own throw-away message store, removed again by stop().
   const storeDir = mkdtempSync(join(tmpdir(), 'mk-e2e-store-'));
   const store = join(storeDir, 'node.sqlite');
-  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--assets', join(ROOT, 'dist'), '--store', store, ...extraArgs], {
+  // MK_DIST_DIR lets a build with its own `trunk build --dist` point at its bundle.
+  const assets = process.env.MK_DIST_DIR ?? join(ROOT, 'dist');
+  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--assets', assets, '--store', store, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

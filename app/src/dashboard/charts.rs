@@ -23,9 +23,10 @@ pub fn LiveChart(live: RwSignal<LiveSeries>) -> impl IntoView {
             ),
         })
     };
-    // One scale for every line, so the phases compare with the total.
+    // One scale for every line, so the phases compare with the total; a margin keeps a line at
+    // the range's edge visible.
     let range = move || {
-        live.with(|l| {
+        let (low, high) = live.with(|l| {
             std::iter::once(&l.net).chain(&l.phases).filter(|s| !s.is_empty()).fold(
                 (0.0f64, 0.1f64),
                 |(low, high), s| {
@@ -33,7 +34,9 @@ pub fn LiveChart(live: RwSignal<LiveSeries>) -> impl IntoView {
                     (low.min(l), high.max(h))
                 },
             )
-        })
+        });
+        let margin = (high - low) * 0.08;
+        (low - margin, high + margin)
     };
     let zero_y = move || {
         let (low, high) = range();
@@ -105,7 +108,9 @@ pub fn BarChart(
                     }).collect_view()
                 }}
             </svg>
-            <figcaption>{title} " (" {unit} ")"</figcaption>
+            <figcaption>{title} " (" {unit} ")"
+                {move || bars.with(|b| b.last().map(|last| format!(": {:.3} in the latest period", last.amount)))}
+            </figcaption>
         </figure>
     }
 }

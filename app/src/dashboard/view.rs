@@ -379,7 +379,7 @@ fn GrantsPanel(signals: DashboardSignals) -> impl IntoView {
                                " · " {grant.tiers.iter().map(|t| tier_words(*t)).collect::<Vec<_>>().join(", ")}</p>
                             <p>{grant.purpose.clone()}</p>
                             <p class="hint">{format!("From {} to {}; delete by {}.", utc_text(grant.start), utc_text(grant.end), utc_text(grant.delete_by))}
-                                {grant.reason.clone().map(|r| format!(" Reason given: {r}"))}</p>
+                                {grant.reason.clone().filter(|r| !r.trim().is_empty()).map(|r| format!(" Reason given: {r}"))}</p>
                         </li>
                     </For>
                 </ul>
