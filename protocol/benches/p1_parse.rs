@@ -47,11 +47,24 @@ fn median_rate(mut round: impl FnMut(u32) -> usize, per_round: u32) -> f64 {
     rates[rates.len() / 2]
 }
 
+/// The `N` of a `--count N` argument.
+fn count_argument() -> Option<u32> {
+    let mut args = std::env::args().skip_while(|arg| arg != "--count").skip(1);
+    args.next().map(|count| count.parse().expect("--count takes a number"))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
     let quick = !std::env::args().any(|arg| arg == "--bench");
     let per_round = if quick { 100 } else { 200_000 };
     let mut framer = Framer::default();
+    // `--count N`: read N telegrams and stop, nothing timed. For instruction counts under
+    // `valgrind --tool=callgrind`: the difference between two counts is the per-telegram cost.
+    if let Some(count) = count_argument() {
+        let total: usize = (0..count).map(|_| read_one(&mut framer)).sum();
+        println!("{{\"telegrams\": {count}, \"checksum\": {total}}}");
+        return;
+    }
     // Warm up caches and the branch predictor.
     for _ in 0..1000 {
         black_box(read_one(&mut framer));

@@ -4,6 +4,8 @@
 //! a handful of `u64` operations, in safe, portable code that runs the same natively and on
 //! wasm32. Values in a telegram are 2–40 bytes, too short for a `memchr` call to pay off.
 
+use super::value::ObisCode;
+
 /// `0x01` in every byte.
 const LO: u64 = 0x0101_0101_0101_0101;
 /// `0x7F` in every byte.
@@ -32,6 +34,14 @@ const fn first(mask: u64) -> usize {
 #[inline(always)]
 const fn last(mask: u64) -> usize {
     ((63 - mask.leading_zeros()) / 8) as usize
+}
+
+/// `0x80` in exactly the bytes of `word` below 0x20 (control bytes: CR, LF, tab, NUL, …).
+#[inline(always)]
+const fn control_bytes(word: u64) -> u64 {
+    // Adding 0x60 to the low seven bits sets bit 7 for 0x20 and up; bytes with bit 7 already set
+    // are not control bytes either. No sum exceeds 0xDF, so nothing carries into the next byte.
+    !(((word & LOW7).wrapping_add(LO * 0x60)) | word) & !LOW7
 }
 
 #[inline(always)]
@@ -93,12 +103,246 @@ pub(crate) fn find_close_and_last_star(bytes: &[u8]) -> Option<(usize, Option<us
     None
 }
 
+/// The fast path of OBIS parsing: `A-B:C.D.E(` with 1–3 digit groups of at most 255 in the 16
+/// bytes at `at`. Returns the code and the index of the `(`, or `None` for anything else (an F
+/// group, blanks, a code near the end of the text), which the caller hands to
+/// [`ObisCode::parse_prefix`]. On what it accepts it agrees with `parse_prefix` exactly.
+///
+/// Straight-line code over a copied 16-byte array: every index is masked to 0–15, so there are
+/// no bounds checks, and a code that does not end within the array is rejected at the end.
+#[inline]
+pub(crate) fn obis_before_group(bytes: &[u8], at: usize) -> Option<(ObisCode, usize)> {
+    let head: [u8; 16] = *bytes.get(at..)?.first_chunk::<16>()?;
+    let digit = |index: usize| {
+        let digit = head[index & 15].wrapping_sub(b'0');
+        (digit < 10).then_some(u16::from(digit))
+    };
+    let mut pos = 0;
+    let mut field = |separator: u8| -> Option<u8> {
+        let mut value = digit(pos)?;
+        pos += 1;
+        if let Some(next) = digit(pos) {
+            value = value * 10 + next;
+            pos += 1;
+            if let Some(next) = digit(pos) {
+                value = value * 10 + next;
+                pos += 1;
+            }
+        }
+        if head[pos & 15] != separator {
+            return None;
+        }
+        pos += 1;
+        u8::try_from(value).ok()
+    };
+    let a = field(b'-')?;
+    let b = field(b':')?;
+    let c = field(b'.')?;
+    let d = field(b'.')?;
+    let e = field(b'(')?;
+    // `pos` is one past the `(`; beyond 16 the masked reads wrapped around.
+    (pos <= 16).then(|| (ObisCode::new(a, b, c, d, e), at + pos - 1))
+}
+
+/// Where the `(…)` groups of a plain line are: see [`scan_plain_groups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlainGroups {
+    /// The first group's `)`.
+    pub first_close: usize,
+    /// The last `*` inside the first group.
+    pub first_star: Option<usize>,
+    /// The last group's `)`.
+    pub last_close: usize,
+    /// The `\n` that ends the line.
+    pub newline: usize,
+}
+
+/// The fast path of line parsing: `bytes[open]` is a `(` and the line goes on as the common
+/// `(…)(…)…\r\n` — groups back to back, no blanks between them, no control bytes or parentheses
+/// inside them, CR LF right after the last. Returns `None` for anything else (the caller then
+/// takes the general, byte-by-byte path), so this only has to be right on what it accepts.
+#[inline]
+pub(crate) fn scan_plain_groups(bytes: &[u8], open: usize) -> Option<PlainGroups> {
+    if bytes.get(open) != Some(&b'(') {
+        return None;
+    }
+    let (first_close, first_star) = find_plain_close(bytes, open + 1)?;
+    let mut close = first_close;
+    loop {
+        match bytes.get(close + 1..close + 3)? {
+            [b'\r', b'\n'] => {
+                return Some(PlainGroups {
+                    first_close,
+                    first_star,
+                    last_close: close,
+                    newline: close + 2,
+                });
+            }
+            [b'(', _] => close = find_plain_close(bytes, close + 2)?.0,
+            _ => return None,
+        }
+    }
+}
+
+/// From just after a `(`: the index of the `)` that closes the group and of the last `*` before
+/// it, or `None` if a `(` or a control byte (CR, LF, tab, …) comes first or no `)` does.
+#[inline(always)]
+fn find_plain_close(bytes: &[u8], from: usize) -> Option<(usize, Option<usize>)> {
+    let mut at = from;
+    let mut star = None;
+    while let Some(word) = word_at(bytes, at) {
+        // `(` is 0x28 and `)` 0x29: one comparison after setting bit 0 catches both.
+        let stop = control_bytes(word) | eq_bytes(word | LO, b')');
+        let stars = eq_bytes(word, b'*');
+        if stop != 0 {
+            let index = first(stop);
+            // The first stop must be the `)` itself.
+            if eq_bytes(word, b')') & (0x80 << (index * 8)) == 0 {
+                return None;
+            }
+            let before = stars & ((1u64 << (index * 8)) - 1);
+            if before != 0 {
+                star = Some(at + last(before));
+            }
+            return Some((at + index, star));
+        }
+        if stars != 0 {
+            star = Some(at + last(stars));
+        }
+        at += 8;
+    }
+    for (index, &byte) in bytes.get(at..)?.iter().enumerate() {
+        match byte {
+            b')' => return Some((at + index, star)),
+            b'*' => star = Some(at + index),
+            b'(' | 0..=0x1F => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    use super::{find_close_and_last_star, find_group_stop_or_star};
+    use super::{
+        PlainGroups, find_close_and_last_star, find_group_stop_or_star, obis_before_group,
+        scan_plain_groups,
+    };
+    use crate::p1::value::ObisCode;
+
+    /// Deterministic pseudo-random numbers (xorshift64).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// [`scan_plain_groups`] written as the plain byte loop it must agree with.
+    fn plain_reference(bytes: &[u8], open: usize) -> Option<PlainGroups> {
+        let mut at = open;
+        let mut first = None;
+        loop {
+            if bytes.get(at) != Some(&b'(') {
+                return None;
+            }
+            let (mut close, mut star) = (at + 1, None);
+            loop {
+                match *bytes.get(close)? {
+                    b')' => break,
+                    b'*' => star = Some(close),
+                    b'(' | 0..=0x1F => return None,
+                    _ => {}
+                }
+                close += 1;
+            }
+            let (first_close, first_star) = *first.get_or_insert((close, star));
+            if bytes.get(close + 1..close + 3) == Some(b"\r\n") {
+                let newline = close + 2;
+                return Some(PlainGroups { first_close, first_star, last_close: close, newline });
+            }
+            at = close + 1;
+        }
+    }
+
+    #[test]
+    fn plain_groups_agree_with_a_byte_loop() {
+        // Lines shaped like real ones (groups of value bytes, stars, CR LF), with a hostile byte
+        // (parenthesis, line end, tab, blank between groups) or a cut-off end now and then.
+        let benign = *b"0123456789.aWx*";
+        let hostile = *b"()\r\n\t ";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut accepted = 0;
+        for _ in 0..60_000 {
+            let mut bytes = Vec::new();
+            for _ in 0..1 + xorshift(&mut state) % 4 {
+                bytes.push(b'(');
+                for _ in 0..xorshift(&mut state) % 20 {
+                    let roll = xorshift(&mut state);
+                    bytes.push(if roll.is_multiple_of(24) {
+                        hostile[(roll / 24 % 6) as usize]
+                    } else {
+                        benign[(roll / 24 % 15) as usize]
+                    });
+                }
+                bytes.push(b')');
+                if xorshift(&mut state).is_multiple_of(16) {
+                    bytes.push(hostile[(xorshift(&mut state) % 6) as usize]);
+                }
+            }
+            bytes.extend_from_slice(b"\r\n");
+            let cut = bytes.len() - usize::from(xorshift(&mut state).is_multiple_of(8));
+            let bytes = &bytes[..cut];
+            let expected = plain_reference(bytes, 0);
+            assert_eq!(
+                scan_plain_groups(bytes, 0),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+            accepted += usize::from(expected.is_some());
+        }
+        // The inputs reach the accepting branch too, not only the rejections.
+        assert!(accepted > 10_000, "{accepted}");
+        let line = b"(000004.426*kWh)(0*x)\r\n";
+        let expected =
+            PlainGroups { first_close: 15, first_star: Some(11), last_close: 20, newline: 22 };
+        assert_eq!(scan_plain_groups(line, 0), Some(expected));
+    }
+
+    #[test]
+    fn fast_obis_agrees_with_parse_prefix_where_it_answers() {
+        let pieces: [&[u8]; 12] =
+            [b"0", b"1", b"96", b"255", b"256", b"999", b"0001", b"", b"7", b"24", b"32", b"10"];
+        let separators = *b"-:.(*. ";
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut answered = 0;
+        for _ in 0..60_000 {
+            let mut line = Vec::new();
+            for (index, wanted) in [b'-', b':', b'.', b'.', b'('].into_iter().enumerate() {
+                line.extend_from_slice(pieces[(xorshift(&mut state) % 12) as usize]);
+                // Mostly the right separator, sometimes another one.
+                let roll = xorshift(&mut state) % 16;
+                line.push(if roll < 13 { wanted } else { separators[(roll as usize + index) % 7] });
+            }
+            line.extend_from_slice(b"1.8.0)\r\n");
+            if let Some((code, open)) = obis_before_group(&line, 0) {
+                answered += 1;
+                assert_eq!(line[open], b'(');
+                assert_eq!(ObisCode::parse_prefix(&line), Some((code, open)), "{line:?}");
+            }
+        }
+        assert!(answered > 1000, "{answered}");
+        let line = b"1-0:32.7.0(0230.0*V)\r\n";
+        assert_eq!(obis_before_group(line, 0), Some((ObisCode::new(1, 0, 32, 7, 0), 10)));
+        // Fewer than 16 bytes, an F group, a leading blank: left to the general parser.
+        assert_eq!(obis_before_group(b"1-0:1.8.1(1)\r\n", 0), None);
+        assert_eq!(obis_before_group(b"1-0:1.8.0*255(1*kWh)\r\n", 0), None);
+        assert_eq!(obis_before_group(b" 1-0:1.8.1(000004.426*kWh)\r\n", 0), None);
+    }
 
     fn stop_reference(bytes: &[u8]) -> Option<usize> {
         bytes.iter().position(|&byte| matches!(byte, b')' | b'(' | b'\r' | b'\n' | b'*'))

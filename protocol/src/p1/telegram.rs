@@ -13,7 +13,9 @@ use thiserror::Error;
 
 use super::crc::crc16_arc;
 use super::framer::{FrameError, FrameIn, Framer, FramerConfig};
-use super::swar::{find_close_and_last_star, find_group_stop_or_star};
+use super::swar::{
+    find_close_and_last_star, find_group_stop_or_star, obis_before_group, scan_plain_groups,
+};
 use super::value::{ObisCode, RawValue};
 
 /// The CRC verdict of a telegram.
@@ -253,7 +255,27 @@ impl<'a> Telegram<'a> {
         // them to a slice that covers both lines.
         let mut last_values_start: Option<usize> = None;
         let mut pos = header_end + 1;
+        let line_bytes = &bytes[..end];
         while pos < end {
+            // The common line, `A-B:C.D.E(…)…(…)\r\n`, in one word-wise pass; everything else
+            // (blanks, continuation lines, malformed lines) takes the general path below.
+            if let Some((obis, values_at)) = obis_before_group(line_bytes, pos)
+                && let Some(groups) = scan_plain_groups(line_bytes, values_at)
+            {
+                let inner = &text[values_at + 1..groups.first_close];
+                let first = match groups.first_star {
+                    Some(star) => {
+                        let star = star - (values_at + 1);
+                        RawValue { text: &inner[..star], unit: Some(&inner[star + 1..]) }
+                    }
+                    None => RawValue { text: inner, unit: None },
+                };
+                let values = &text[values_at..=groups.last_close];
+                objects.push(DataObject { obis, offset: pos, values, first });
+                last_values_start = Some(values_at);
+                pos = groups.newline + 1;
+                continue;
+            }
             // Leading blanks are tolerated.
             let mut line_start = pos;
             while line_start < end && matches!(bytes[line_start], b' ' | b'\t') {
