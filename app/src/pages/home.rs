@@ -372,6 +372,9 @@ fn Devices(session: StoredValue<SharedSession, LocalStorage>, ui: Ui) -> impl In
                     }
                 }).collect_view()}
             </ul>
+            <Show when=move || ui.overview.with(|o| !o.devices.is_empty())>
+                <p class="hint">"Reading times come from each device's signed delivery receipts (about hourly, and whenever a provider's access ends)."</p>
+            </Show>
             <Show when=move || !ui.loading.get() && ui.overview.with(|o| o.devices.is_empty())>
                 <p class="hint" id="devices-empty">"No device is paired yet. Pair your meter reader with the code it shows."</p>
             </Show>
@@ -531,11 +534,18 @@ fn RequestView(
     ui: Ui,
 ) -> impl IntoView {
     let nodes = expect_context::<Nodes>();
+    // Keyboard and screen-reader users land on the verdict, the grant buttons a Tab away.
+    let verdict_ref = NodeRef::<leptos::html::P>::new();
+    Effect::new(move |_| {
+        if let Some(element) = verdict_ref.get() {
+            let _ = element.focus();
+        }
+    });
     let details = match verdict {
         Verdict::Invalid(reason) => {
             return view! {
                 <div id="request-view" class="request-view">
-                    <p id="request-verdict" class="invalid" role="alert" data-reason=reason.code()>
+                    <p id="request-verdict" class="invalid" role="alert" tabindex="-1" node_ref=verdict_ref data-reason=reason.code()>
                         <strong>"Invalid request: "</strong>{reason.to_string()}
                     </p>
                     <p class="hint">"Nothing was granted. The request is not shown because it cannot be trusted."</p>
@@ -640,12 +650,27 @@ fn RequestView(
         });
     };
     let d = details.get_value();
+    let digest = d.request.digest();
+    let answered = session.with_value(|session| {
+        session.borrow().devices.iter().flat_map(|device| device.entries.iter()).find_map(|e| {
+            match &e.event.kind {
+                EventKind::Granted(g) if g.request_digest == digest => {
+                    Some(format!("You granted this request on {}.", format_utc(e.event.time)))
+                }
+                EventKind::Denied { request_digest, .. } if *request_digest == digest => {
+                    Some(format!("You denied this request on {}.", format_utc(e.event.time)))
+                }
+                _ => None,
+            }
+        })
+    });
     view! {
         <div id="request-view" class="request-view">
-            <p id="request-verdict" class="verified" role="status">
+            <p id="request-verdict" class="verified" role="status" tabindex="-1" node_ref=verdict_ref>
                 <strong>"Verified: "</strong>"signed by " {d.provider_name().to_owned()}
                 ", whose card is on the node, and unaltered since."
             </p>
+            {answered.map(|text| view! { <p class="hint" id="request-answered">{text} " Answering again adds a second answer."</p> })}
             <dl class="facts request-facts">
                 <dt>"Who"</dt>
                 <dd id="request-provider">{d.provider_name().to_owned()} " — " {d.provider_url().to_owned()}
@@ -732,7 +757,8 @@ fn Access(session: StoredValue<SharedSession, LocalStorage>, ui: Ui) -> impl Int
             <ul id="access" class="wallet-list">
                 {move || rows().into_iter().map(|row| {
                     let id = row.id.clone();
-                    let can_revoke = matches!(row.state, GrantState::Active | GrantState::Pending) && row.what != "being written to the device's consent log";
+                    let being_written = ui.pending.with_untracked(|p| p.iter().any(|g| g.id == row.id));
+                    let can_revoke = matches!(row.state, GrantState::Active | GrantState::Pending) && !being_written;
                     view! {
                         <li class="grant" data-grant-id=row.id.clone() data-state=row.state.name()
                             data-rotation=row.rotation_confirmed.then_some("confirmed")>
