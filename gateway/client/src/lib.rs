@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  publish(address, time, payload)
-//!     ├─ tips  ◄── first node that answers          (parents for the new message)
-//!     ├─ difficulty = highest any node announces    (one proof of work satisfies every node)
+//!     ├─ tips  ◄── first node that answers          (parents for the new message)  ┐ cached for a
+//!     ├─ difficulty = highest any node announces    (one proof of work satisfies   │ short TTL:
+//!     │                                              every node)                   ┘ publish_cache
 //!     ├─ solve (protocol::tangle)                   (milliseconds at the default difficulty)
 //!     └─ POST to every node at once ──► PublishReport (who acknowledged, who failed)
 //!
@@ -30,8 +31,11 @@
 //! ```
 
 mod follow;
+mod publish_cache;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -39,6 +43,7 @@ use protocol::tangle::{Address, Difficulty, DraftError, Message, MessageDraft, M
 use serde::Deserialize;
 
 pub use follow::{Follow, FollowEvent, FollowedMessage};
+use publish_cache::{PublishCache, PublishContext};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -168,11 +173,13 @@ struct TipsBody {
     tips: Vec<String>,
 }
 
-/// A client for one or more nodes: publishes to all, reads from any.
+/// A client for one or more nodes: publishes to all, reads from any. Clones share the
+/// connection pool and the publish cache.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     nodes: Vec<String>,
+    publish_cache: Arc<PublishCache>,
 }
 
 impl Client {
@@ -197,7 +204,18 @@ impl Client {
         if nodes.is_empty() {
             return Err(ClientError::NoNodes);
         }
-        Ok(Self { http: reqwest::Client::new(), nodes })
+        Ok(Self {
+            http: reqwest::Client::new(),
+            nodes,
+            publish_cache: Arc::new(PublishCache::new(PublishCache::DEFAULT_TTL)),
+        })
+    }
+
+    /// How long [`publish`](Self::publish) reuses the tips and difficulty it fetched (default
+    /// 30 s; zero asks the nodes before every message). See `publish_cache.rs`.
+    pub fn with_publish_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.publish_cache = Arc::new(PublishCache::new(ttl));
+        self
     }
 
     /// The node base URLs, in the order reads try them.
@@ -285,18 +303,55 @@ impl Client {
     /// Builds a message approving current tips, solves the highest announced difficulty, and
     /// submits it to every node. Succeeds when at least one node acknowledged.
     ///
-    /// `timestamp_ms` is the caller's clock (this crate reads none, so it runs unchanged in the
-    /// browser).
+    /// Tips and difficulty come from the publish cache while it is fresh, so in steady state
+    /// this is one POST per node; a refusal for insufficient work refreshes them and retries
+    /// once. `timestamp_ms` is the message's time, from the caller's clock (the cache's TTL
+    /// uses a monotonic clock that also works in the browser).
     pub async fn publish(
         &self,
         address: Address,
         timestamp_ms: u64,
         payload: Vec<u8>,
     ) -> Result<PublishReport, ClientError> {
+        let context = self.publish_context().await?;
+        match self.solve_and_submit(context, address, timestamp_ms, payload.clone()).await {
+            Err(ClientError::AllFailed(errors)) if errors.iter().any(is_insufficient_work) => {
+                tracing::info!("the nodes ask for more work than cached; fetching the difficulty");
+                self.publish_cache.invalidate();
+                let context = self.publish_context().await?;
+                self.solve_and_submit(context, address, timestamp_ms, payload).await
+            }
+            other => other,
+        }
+    }
+
+    /// Cached tips and difficulty, or fetched now (both requests at once).
+    async fn publish_context(&self) -> Result<PublishContext, ClientError> {
+        if let Some(context) = self.publish_cache.fresh(web_time::Instant::now()) {
+            return Ok(context);
+        }
         let (tips, difficulty) = futures_util::future::join(self.tips(), self.difficulty()).await;
-        let draft = MessageDraft::new(tips?, address, timestamp_ms, payload)?;
-        let message = draft.solve_fully(difficulty?);
-        self.submit(message).await
+        let (tips, difficulty) = (tips?, difficulty?);
+        self.publish_cache.store(tips.clone(), difficulty, web_time::Instant::now());
+        Ok(PublishContext::new(tips, difficulty))
+    }
+
+    async fn solve_and_submit(
+        &self,
+        context: PublishContext,
+        address: Address,
+        timestamp_ms: u64,
+        payload: Vec<u8>,
+    ) -> Result<PublishReport, ClientError> {
+        let draft = MessageDraft::new(context.tips, address, timestamp_ms, payload)?;
+        let report = self.submit(draft.solve_fully(context.difficulty)).await?;
+        if report.failed.iter().any(is_insufficient_work) {
+            // Stored elsewhere; the next publish asks for the raised difficulty.
+            self.publish_cache.invalidate();
+        } else {
+            self.publish_cache.published(&report.message);
+        }
+        Ok(report)
     }
 
     /// Submits a finished message to every node at once.
@@ -394,6 +449,10 @@ impl Client {
             self.get_json(node, &format!("/api/v1/messages/{id}")).await.ok()?;
         Some(body.seq)
     }
+}
+
+fn is_insufficient_work(err: &ClientError) -> bool {
+    err.code() == Some("insufficient_work")
 }
 
 /// Parses a node's answer: the expected JSON on success, its JSON error otherwise.

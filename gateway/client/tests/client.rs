@@ -2,29 +2,51 @@
 //! with fail-over.
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway::{Assets, Node, NodeOptions};
-use protocol::tangle::{Address, Difficulty};
+use protocol::tangle::{Address, Difficulty, MessageId};
 use tangle_client::{Client, ClientError, FollowEvent};
+
+/// Requests a node served, by `"METHOD /path"`.
+type RequestCounts = Arc<Mutex<BTreeMap<String, usize>>>;
 
 struct Running {
     url: String,
+    addr: SocketAddr,
     node: Node,
+    requests: RequestCounts,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn start(difficulty: u8) -> Running {
     let dir = tempfile::tempdir().expect("temp dir");
+    start_in(dir, difficulty, "127.0.0.1:0".parse().expect("addr")).await
+}
+
+/// A node on `addr` storing in `dir` (a restart passes both back in).
+async fn start_in(dir: tempfile::TempDir, difficulty: u8, addr: SocketAddr) -> Running {
     let mut options = NodeOptions::new(dir.path().join("node.sqlite"));
     options.difficulty = Difficulty::new(difficulty).expect("difficulty");
     options.rate_limit = None;
     let node = Node::open(options).expect("node");
-    let listener = gateway::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = gateway::app(&node, &Assets::None);
+    let listener = gateway::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}");
+    let requests = RequestCounts::default();
+    let counts = requests.clone();
+    let router = gateway::app(&node, &Assets::None).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let key = format!("{} {}", request.method(), request.uri().path());
+            *counts.lock().expect("counts").entry(key).or_default() += 1;
+            next.run(request)
+        },
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopping = node.clone();
     let server = tokio::spawn(async move {
@@ -35,19 +57,30 @@ async fn start(difficulty: u8) -> Running {
         .await
         .expect("serve");
     });
-    Running { url, node, stop, server, _dir: dir }
+    Running { url, addr, node, requests, stop, server, dir }
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops the node; its store stays in the returned directory.
+    async fn stop(self) -> tempfile::TempDir {
         let _ = self.stop.send(());
         tokio::time::timeout(Duration::from_secs(10), self.server)
             .await
             .expect("stops in time")
             .expect("server task");
         self.node.close();
+        self.dir
+    }
+
+    /// How many `"METHOD /path"` requests the node served.
+    fn served(&self, request: &str) -> usize {
+        self.requests.lock().expect("counts").get(request).copied().unwrap_or(0)
     }
 }
+
+const TIPS: &str = "GET /api/v1/tips";
+const INFO: &str = "GET /api/v1/info";
+const POST: &str = "POST /api/v1/messages";
 
 #[tokio::test]
 async fn publish_reaches_every_node_at_the_highest_difficulty_and_reads_come_from_any() {
@@ -153,4 +186,72 @@ async fn follow_replays_goes_live_and_fails_over_without_gaps_or_duplicates() {
     assert!(saw_shutdown);
     assert_eq!(after_failover, later, "no gap, no duplicate across the fail-over");
     second.stop().await;
+}
+
+#[tokio::test]
+async fn steady_state_publishing_is_one_post_per_message_and_chains_the_messages() {
+    let node = start(4).await;
+    let client = Client::new([node.url.clone()]).unwrap();
+    let address = Address([5; 32]);
+    let mut previous: Option<MessageId> = None;
+    for n in 0..20u64 {
+        let report = client.publish(address, n, vec![n as u8]).await.unwrap();
+        assert_eq!(report.acknowledged.len(), 1);
+        if let Some(previous) = previous {
+            // Each message approves the one before: the tangle stays one connected graph.
+            assert_eq!(report.message.parents(), [previous]);
+        }
+        previous = Some(report.id);
+    }
+    assert_eq!((node.served(TIPS), node.served(INFO), node.served(POST)), (1, 1, 20));
+    assert_eq!(client.tips().await.unwrap(), [previous.unwrap()]);
+
+    // Without the cache (the behaviour before it): three requests per message.
+    let uncached = Client::new([node.url.clone()]).unwrap().with_publish_cache_ttl(Duration::ZERO);
+    for n in 0..5u64 {
+        uncached.publish(address, 100 + n, vec![n as u8]).await.unwrap();
+    }
+    assert_eq!((node.served(TIPS), node.served(INFO), node.served(POST)), (2 + 5, 1 + 5, 25));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_cache_is_fetched_again_and_picks_up_other_clients_tips() {
+    let node = start(0).await;
+    let ours =
+        Client::new([node.url.clone()]).unwrap().with_publish_cache_ttl(Duration::from_secs(3));
+    let theirs = Client::new([node.url.clone()]).unwrap();
+    let first = ours.publish(Address([1; 32]), 1, vec![1]).await.unwrap();
+    let other = theirs.publish(Address([2; 32]), 2, vec![2]).await.unwrap();
+    assert_eq!(other.message.parents(), [first.id]);
+    // Within the TTL our next message approves our own last one only …
+    let second = ours.publish(Address([1; 32]), 3, vec![3]).await.unwrap();
+    assert_eq!(second.message.parents(), [first.id]);
+    // … after it, the node's tips again: the other client's message is approved too.
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let third = ours.publish(Address([1; 32]), 4, vec![4]).await.unwrap();
+    let mut expected = vec![second.id, other.id];
+    expected.sort_unstable();
+    assert_eq!(third.message.parents(), expected.as_slice());
+    assert_eq!(node.served(TIPS), 2 + 1, "two fetches by us, one by the other client");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_raised_difficulty_is_fetched_again_and_the_message_retried_once() {
+    let node = start(2).await;
+    let client = Client::new([node.url.clone()]).unwrap();
+    let address = Address([6; 32]);
+    client.publish(address, 1, vec![1]).await.unwrap();
+
+    // The operator restarts the node with a higher difficulty; the cached one is now too low.
+    let addr = node.addr;
+    let dir = node.stop().await;
+    let node = start_in(dir, 10, addr).await;
+    let report = client.publish(address, 2, vec![2]).await.unwrap();
+    assert!(report.message.check_work(Difficulty::new(10).unwrap()).is_ok());
+    assert_eq!(report.acknowledged.len(), 1);
+    // Refused once, then fetched (tips and info) and accepted.
+    assert_eq!((node.served(TIPS), node.served(INFO), node.served(POST)), (1, 1, 2));
+    node.stop().await;
 }
