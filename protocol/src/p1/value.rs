@@ -10,6 +10,7 @@ use core::str::FromStr;
 
 use thiserror::Error;
 
+use super::swar::lone_non_digit;
 use super::time::{Timestamp, TimestampError};
 
 /// An OBIS reduced ID as DSMR uses it: `A-B:C.D.E`, plus the `*F` group that IEC 62056-21 (D0)
@@ -158,22 +159,12 @@ impl<'a> Decimal<'a> {
             Some(b'-' | b'+') => &bytes[1..],
             _ => bytes,
         };
-        // One pass: digits, then at most one point followed by at least one digit.
-        let (mut int_digits, mut frac_digits, mut point) = (0usize, 0usize, false);
-        for &byte in unsigned {
-            if byte.is_ascii_digit() {
-                if point {
-                    frac_digits += 1;
-                } else {
-                    int_digits += 1;
-                }
-            } else if byte == b'.' && !point {
-                point = true;
-            } else {
-                return None;
-            }
-        }
-        (int_digits > 0 && (!point || frac_digits > 0)).then_some(Decimal(text))
+        // Digits with at most one other byte, which must be a point with digits on both sides.
+        let valid = match lone_non_digit(unsigned)? {
+            None => !unsigned.is_empty(),
+            Some(point) => unsigned[point] == b'.' && point > 0 && point + 1 < unsigned.len(),
+        };
+        valid.then_some(Decimal(text))
     }
 
     /// The digits as they appeared on the wire.
@@ -226,7 +217,7 @@ impl<'a> Decimal<'a> {
     #[must_use]
     pub fn to_u64(&self) -> Option<u64> {
         let bytes = self.0.as_bytes();
-        if bytes.len() <= 18 && bytes.iter().all(u8::is_ascii_digit) {
+        if bytes.len() <= 18 && lone_non_digit(bytes) == Some(None) {
             // The usual case (counts): plain digits that cannot overflow, no division.
             return Some(bytes.iter().fold(0, |acc, &digit| acc * 10 + u64::from(digit - b'0')));
         }
