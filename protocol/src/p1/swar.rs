@@ -117,6 +117,37 @@ const fn non_digits(word: u64) -> u64 {
 /// (`000004.426`) are checked with this, eight bytes per step.
 #[inline]
 pub(crate) fn lone_non_digit(bytes: &[u8]) -> Option<Option<usize>> {
+    let len = bytes.len();
+    // Most values are 4-16 bytes: two overlapping windows cover them without a byte loop. The
+    // second window's marks for bytes the first already covered are shifted out.
+    let (front, back, front_len) = if let (Some(front), Some(back), true) =
+        (bytes.first_chunk::<8>(), bytes.last_chunk::<8>(), len <= 16)
+    {
+        let front = non_digits(u64::from_le_bytes(*front));
+        let back = non_digits(u64::from_le_bytes(*back)).checked_shr((16 - len) as u32 * 8);
+        (front, back.unwrap_or(0), 8)
+    } else if let (Some(front), Some(back), true) =
+        (bytes.first_chunk::<4>(), bytes.last_chunk::<4>(), len < 8)
+    {
+        // Four bytes each, padded with digits to a word.
+        let pad = LO * u64::from(b'0') << 32;
+        let front = non_digits(u64::from(u32::from_le_bytes(*front)) | pad);
+        let back = non_digits(u64::from(u32::from_le_bytes(*back)) | pad) >> ((8 - len) * 8);
+        (front, back, 4)
+    } else {
+        return lone_non_digit_long(bytes);
+    };
+    // (No `count_ones`: without the POPCNT target feature it is a long bit-twiddling sequence.)
+    match (front, back) {
+        (0, 0) => Some(None),
+        (0, back) if back & (back - 1) == 0 => Some(Some(front_len + first(back))),
+        (front, 0) if front & (front - 1) == 0 => Some(Some(first(front))),
+        _ => None,
+    }
+}
+
+/// [`lone_non_digit`] for fewer than 4 or more than 16 bytes.
+fn lone_non_digit_long(bytes: &[u8]) -> Option<Option<usize>> {
     let mut found = None;
     let (words, rest) = bytes.as_chunks::<8>();
     for (index, word) in words.iter().enumerate() {
