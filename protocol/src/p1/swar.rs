@@ -130,7 +130,7 @@ pub(crate) fn lone_non_digit(bytes: &[u8]) -> Option<Option<usize>> {
         (bytes.first_chunk::<4>(), bytes.last_chunk::<4>(), len < 8)
     {
         // Four bytes each, padded with digits to a word.
-        let pad = LO * u64::from(b'0') << 32;
+        let pad = (LO * u64::from(b'0')) << 32;
         let front = non_digits(u64::from(u32::from_le_bytes(*front)) | pad);
         let back = non_digits(u64::from(u32::from_le_bytes(*back)) | pad) >> ((8 - len) * 8);
         (front, back, 4)
