@@ -1,11 +1,16 @@
 //! The agent's run loop: telegrams in, encrypted streams out, consent followed.
 //!
+//! The device logic itself — pairing, consent following, tier aggregation, publishing, the
+//! replay after a restart — is `protocol::device::Device`, the same state machine the web app
+//! runs when a browser shares as a device. This module is its driver on a Pi: the serial port,
+//! the state directory, the durable outbox and the nodes.
+//!
 //! ```text
-//!  source task ──bytes──► Framer ─► Telegram ─► Reading ─► TierAggregator ─► DeviceChannel::publish
-//!                                   (CRC must hold)                             │ save channel.bin
-//!                                                                               ▼ (over-claims, never under)
-//!  consent poll (1 s) ─► pairing claims / consent-log entries ─► follower ─► Outbox::push (fsync)
-//!                                                                               │
+//!  source task ──bytes──► Framer ─► Telegram ─► reading_from_telegram ─► Device::on_reading
+//!                                   (CRC must hold)                          │ DeviceStep:
+//!  consent poll (1 s) ─► Device::poll_addresses ─► fetch ─► Device::on_message│ save channel.bin
+//!                        then Device::tick (checkpoints, grant starts/ends)   ▼ (over-claims,
+//!                                                                   Outbox::push (fsync)  never under)
 //!  sender task ◄───────────────────────────── front of the outbox ◄─────────────┘
 //!     └─ tangle-client: PoW, POST to every node; retry with backoff; pop only when acknowledged
 //! ```
@@ -13,9 +18,9 @@
 //! Restart safety: the outbox records which telegram was accepted last, and the channel state
 //! is saved *before* its messages enter the outbox, so the epoch link a restarted device sends
 //! never claims fewer messages than were queued (a claimed message that never arrives shows as
-//! a gap, an unclaimed one would be invisible). Consent-log entries already acted upon are
-//! replayed on a scratch channel after a restart, so their keyloads and notices are not sent
-//! twice.
+//! a gap, an unclaimed one would be invisible). The count of consent-log entries acted upon is
+//! saved after their messages are queued; the device replays those entries silently after a
+//! restart, so their keyloads and notices are not sent twice.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -24,22 +29,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use getrandom::SysRng;
-use protocol::channel::{DeviceChannel, OutgoingKind, Reading, SavedDevice, StreamConfig, Tier};
-use protocol::consent::{
-    ConsentFollowerConfig, ConsentReport, DeviceConsentFollower, Publish, PublishKind,
+use protocol::channel::{OutgoingKind, Reading, SavedDevice, Tier};
+use protocol::consent::{ConsentReport, Publish, PublishKind};
+use protocol::device::{
+    Device, DeviceError, DeviceEvent, DeviceSettings, DeviceStep, Ownership, Resume,
+    reading_from_telegram,
 };
-use protocol::crypto::{PartyKeys, PartySecret};
 use protocol::p1::{Country, Framer, Readings, Telegram};
-use protocol::pairing::{ClaimOutcome, ExpectClaim};
 use protocol::tangle::{Address, MessageId};
 use rand_core::UnwrapErr;
 use tokio::sync::{Notify, mpsc};
 
 use crate::queue::{MessageKind, NewMessage, Outbox, QueueError};
-use crate::reading::reading_from_telegram;
 use crate::source::{Source, SourceError};
 use crate::state::{Pairing, StateDir, StateError, Status};
-use crate::tiers::TierAggregator;
 
 /// The operating system's CSPRNG in the shape `protocol` takes.
 pub type Rng = UnwrapErr<SysRng>;
@@ -100,12 +103,9 @@ pub enum AgentError {
     /// The node list is unusable.
     #[error("node list: {0}")]
     Nodes(#[from] tangle_client::ClientError),
-    /// A local protocol operation failed (not caused by a peer).
-    #[error("channel: {0}")]
-    Channel(#[from] protocol::channel::ChannelError),
-    /// Pairing set-up failed.
-    #[error("pairing: {0}")]
-    Pairing(#[from] protocol::pairing::PairingError),
+    /// A local protocol operation of the device failed (not caused by a peer).
+    #[error("device: {0}")]
+    Device(#[from] DeviceError),
     /// The saved channel does not belong to this identity.
     #[error("channel.bin belongs to another device identity; run `pi-agent reset`")]
     ForeignChannel,
@@ -190,21 +190,6 @@ fn to_new(items: impl IntoIterator<Item = Publish>) -> Vec<NewMessage> {
         .collect()
 }
 
-enum Consent {
-    /// Waiting for a claim.
-    Unpaired(Option<ExpectClaim>),
-    /// Following the log.
-    Paired {
-        follower: Box<DeviceConsentFollower>,
-        owner: String,
-        /// Entries acted upon before this start (replayed silently).
-        replay_until: u64,
-        /// Entries accepted in this process.
-        accepted: u64,
-        scratch: Option<Box<DeviceChannel>>,
-    },
-}
-
 /// Prints the pairing code as text and as a terminal QR code (stdout, for the installer).
 #[allow(clippy::print_stdout)]
 pub fn show_pairing_code(text: &str, uri: &str) {
@@ -224,22 +209,18 @@ pub fn show_pairing_code(text: &str, uri: &str) {
     println!("`pi-agent pair-code` shows this again.");
 }
 
-/// The running agent (owned by the run loop).
+/// The running agent (owned by the run loop): the shared device state machine plus the Pi's
+/// state directory, durable outbox, nodes and meter port.
 struct Agent {
     settings: AgentSettings,
     state: StateDir,
-    keys: PartyKeys,
-    secret: PartySecret,
-    channel: DeviceChannel,
-    consent: Consent,
+    device: Device,
     outbox: Arc<Mutex<Outbox>>,
     wake_sender: Arc<Notify>,
     client: tangle_client::Client,
     poller: Poller,
     rng: Rng,
     framer: Framer,
-    aggregator: TierAggregator,
-    last_reading_at: Option<u64>,
     last_reading: Option<Reading>,
     telegrams: u64,
     refused: u64,
@@ -248,20 +229,6 @@ struct Agent {
 }
 
 impl Agent {
-    fn stream_configs(settings: &AgentSettings) -> Vec<StreamConfig> {
-        settings
-            .tiers
-            .iter()
-            .map(|&tier| {
-                let mut config = StreamConfig::new(tier);
-                if let Some(secs) = settings.checkpoint_secs {
-                    config.checkpoint_interval_secs = secs;
-                }
-                config
-            })
-            .collect()
-    }
-
     fn push(&self, items: Vec<NewMessage>, reading_at: Option<u64>) -> Result<(), AgentError> {
         if items.is_empty() && reading_at.is_none() {
             return Ok(());
@@ -273,26 +240,79 @@ impl Agent {
         Ok(())
     }
 
-    /// Signs a checkpoint now for every stream with uncovered messages, so providers can
-    /// verify the last readings before a stop instead of waiting for the next start.
-    fn checkpoint_all(&mut self) -> Result<(), AgentError> {
-        let now = unix_now();
-        let mut items = Vec::new();
-        for &tier in &self.settings.tiers {
-            if let Some(item) = self.channel.checkpoint_now(tier, now, &mut self.rng)? {
-                items.push(Publish::from(item));
-            }
-        }
-        if !items.is_empty() {
+    fn save_channel(&self) -> Result<(), AgentError> {
+        self.state.save_channel(&self.device.channel_state())?;
+        Ok(())
+    }
+
+    /// Carries out what the device asked for: state saved first (the channel before its
+    /// messages enter the outbox, the pairing before its confirmation), then the messages,
+    /// then the count of consent-log entries whose effects are now queued.
+    fn apply(&mut self, step: DeviceStep, reading_at: Option<u64>) -> Result<(), AgentError> {
+        if step.channel_changed {
             self.save_channel()?;
-            self.push(to_new(items), None)?;
+        }
+        for event in step.events {
+            self.on_event(event)?;
+        }
+        self.push(to_new(step.publish), reading_at)?;
+        if let Some(applied) = step.consent_entries_applied {
+            let mut progress = self.state.progress()?;
+            progress.consent_entries_applied = applied;
+            self.state.save_progress(&progress)?;
         }
         Ok(())
     }
 
-    fn save_channel(&self) -> Result<(), AgentError> {
-        self.state.save_channel(&self.channel.save())?;
+    fn on_event(&mut self, event: DeviceEvent) -> Result<(), AgentError> {
+        match event {
+            DeviceEvent::PairingCode(code) => {
+                self.state.save_pairing_code(&code.to_text())?;
+                show_pairing_code(&code.to_text(), &code.to_uri());
+            }
+            DeviceEvent::Paired(paired) => {
+                let pairing = Pairing {
+                    owner: paired.owner().clone(),
+                    log_key: paired.log_key().clone(),
+                    pairing_id: paired.pairing_id(),
+                    paired_at: paired.paired_at(),
+                };
+                self.state.save_pairing(&pairing)?;
+                tracing::info!(owner = ?pairing.owner.id(), "paired");
+            }
+            DeviceEvent::ClaimRefused(reason) => {
+                tracing::warn!(%reason, "pairing claim refused");
+            }
+            DeviceEvent::PairingRestarted(error) => {
+                tracing::error!(%error, "pairing failed locally; showing a new code");
+            }
+            DeviceEvent::Consent(report) => match report {
+                ConsentReport::Ignored(_) => tracing::debug!(?report, "consent log"),
+                ConsentReport::Anomaly(_) => tracing::warn!(?report, "consent log anomaly"),
+                _ => tracing::info!(?report, "consent"),
+            },
+            DeviceEvent::ConsentFailed(error) => {
+                tracing::warn!(%error, "consent entry could not be carried out");
+            }
+            DeviceEvent::ReadingNotPublishable { tier, error } => {
+                tracing::warn!(%error, ?tier, "reading not publishable; skipped");
+            }
+            DeviceEvent::ReadingNotNewer { timestamp } => {
+                tracing::debug!(at = timestamp, "reading already published (or clock went back)");
+            }
+            DeviceEvent::TiersWithoutStream(tiers) => tracing::warn!(
+                ?tiers,
+                "the saved channel has no stream for these tiers; they are not published"
+            ),
+        }
         Ok(())
+    }
+
+    /// Signs a checkpoint now for every stream with uncovered messages, so providers can
+    /// verify the last readings before a stop instead of waiting for the next start.
+    fn checkpoint_all(&mut self) -> Result<(), AgentError> {
+        let step = self.device.checkpoint_all(unix_now(), &mut self.rng)?;
+        self.apply(step, None)
     }
 
     /// Frames, parses and publishes whatever complete telegrams `bytes` finish.
@@ -329,212 +349,37 @@ impl Agent {
             }
         }
         for reading in readings {
-            self.publish_reading(reading)?;
+            let step = self.device.on_reading(&reading, unix_now(), &mut self.rng);
+            // Only a reading newer than the last one changes the channel; only it is recorded.
+            let published = step.channel_changed.then_some(reading.timestamp);
+            self.apply(step, published)?;
+            if published.is_some() {
+                self.last_reading = Some(reading);
+            }
         }
         Ok(())
     }
 
-    fn publish_reading(&mut self, reading: Reading) -> Result<(), AgentError> {
-        if self.last_reading_at.is_some_and(|last| reading.timestamp <= last) {
-            tracing::debug!(
-                at = reading.timestamp,
-                "reading already published (or clock went back)"
-            );
-            return Ok(());
-        }
-        let now = unix_now();
-        let mut items = Vec::new();
-        for (tier, tier_reading) in self.aggregator.push(&reading, &self.settings.tiers) {
-            let mut raw_free = tier_reading;
-            if tier != Tier::Second {
-                raw_free.raw_telegram = None;
-            }
-            let out = match self.channel.publish(tier, &[raw_free], now, &mut self.rng) {
-                Ok(out) => out,
-                Err(err) => {
-                    // A reading the channel cannot carry (more tariffs than the format holds):
-                    // the meter's data, not a reason to stop reading the meter.
-                    tracing::warn!(error = %err, ?tier, "reading not publishable; skipped");
-                    continue;
-                }
-            };
-            if let Consent::Paired { follower, .. } = &mut self.consent {
-                follower.record_published(tier, &out);
-            }
-            items.extend(out.into_iter().map(Publish::from));
-        }
-        // Save first: the epoch link may then over-claim (a gap), never under-claim.
-        self.save_channel()?;
-        self.push(to_new(items), Some(reading.timestamp))?;
-        self.last_reading_at = Some(reading.timestamp);
-        self.last_reading = Some(reading);
-        Ok(())
-    }
-
-    /// Polls pairing claims or the consent log, and lets time pass for grants and checkpoints.
+    /// Polls the pairing inbox or the consent log until nothing new turns up, then lets time
+    /// pass for checkpoints and grants.
     async fn on_consent_tick(&mut self) -> Result<(), AgentError> {
-        let now = unix_now();
-        let checkpoints = self.channel.tick(now, &mut self.rng)?;
-        if !checkpoints.is_empty() {
-            self.save_channel()?;
-            self.push(to_new(checkpoints.into_iter().map(Publish::from)), None)?;
-        }
-        if matches!(self.consent, Consent::Paired { .. }) {
-            return self.follow_log(now).await;
-        }
-        let inbox = self.keys.public().inbox_address();
-        let payloads = self.poller.fetch(&self.client, inbox).await;
-        for payload in payloads {
-            let Consent::Unpaired(waiting) = &mut self.consent else { break };
-            let Some(state) = waiting.take() else { break };
-            match state.receive_claim(&self.keys, &payload, now, &mut self.rng) {
-                Ok(ClaimOutcome::Paired { state, confirmation }) => {
-                    let pairing = Pairing {
-                        owner: state.owner().clone(),
-                        log_key: state.log_key().clone(),
-                        pairing_id: state.pairing_id(),
-                        paired_at: state.paired_at(),
-                    };
-                    self.state.save_pairing(&pairing)?;
-                    let mut progress = self.state.progress()?;
-                    progress.consent_entries_applied = 0;
-                    self.state.save_progress(&progress)?;
-                    self.push(to_new([confirmation]), None)?;
-                    tracing::info!(owner = ?pairing.owner.id(), "paired");
-                    self.consent = Consent::Paired {
-                        follower: Box::new(self.new_follower(&pairing)),
-                        owner: hex::encode(pairing.owner.id().0),
-                        replay_until: 0,
-                        accepted: 0,
-                        scratch: None,
-                    };
-                    return Ok(());
-                }
-                Ok(ClaimOutcome::Refused { state, reason, announcement }) => {
-                    tracing::warn!(%reason, "pairing claim refused");
-                    *waiting = Some(state);
-                    if let Some(announcement) = announcement {
-                        self.push(to_new([announcement]), None)?;
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "pairing failed locally; showing a new code");
-                    self.start_pairing(now, true)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts waiting for a claim with a fresh code: stores and (optionally) shows it, and
-    /// queues the signed announcement.
-    fn start_pairing(&mut self, now: u64, show: bool) -> Result<(), AgentError> {
-        let (waiting, code, announcement) = ExpectClaim::start(&self.keys, now, &mut self.rng)?;
-        self.state.save_pairing_code(&code.to_text())?;
-        if show {
-            show_pairing_code(&code.to_text(), &code.to_uri());
-        }
-        self.push(to_new([announcement]), None)?;
-        self.consent = Consent::Unpaired(Some(waiting));
-        Ok(())
-    }
-
-    fn new_follower(&self, pairing: &Pairing) -> DeviceConsentFollower {
-        DeviceConsentFollower::new(
-            self.keys.id(),
-            pairing.owner.clone(),
-            &pairing.log_key,
-            ConsentFollowerConfig { receipt_interval_secs: self.settings.receipt_interval_secs },
-        )
-    }
-
-    async fn follow_log(&mut self, now: u64) -> Result<(), AgentError> {
         loop {
-            let Consent::Paired { follower, .. } = &self.consent else { return Ok(()) };
-            let addresses = follower.watch_addresses();
             let mut progressed = false;
-            for address in addresses {
+            for address in self.device.poll_addresses() {
                 let payloads = self.poller.fetch(&self.client, address).await;
                 for payload in payloads {
                     progressed = true;
-                    self.apply_log_payload(&address, &payload, now)?;
+                    let step =
+                        self.device.on_message(&address, &payload, unix_now(), &mut self.rng)?;
+                    self.apply(step, None)?;
                 }
             }
             if !progressed {
                 break;
             }
         }
-        let Consent::Paired { follower, replay_until, accepted, scratch, .. } = &mut self.consent
-        else {
-            return Ok(());
-        };
-        if *accepted >= *replay_until {
-            *scratch = None;
-            match follower.tick(&self.keys, &mut self.channel, now, &mut self.rng) {
-                Ok(step) => {
-                    log_reports(&step.reports);
-                    if !step.publish.is_empty() {
-                        self.state.save_channel(&self.channel.save())?;
-                        self.push(to_new(step.publish), None)?;
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "consent tick failed"),
-            }
-        }
-        Ok(())
-    }
-
-    fn apply_log_payload(
-        &mut self,
-        address: &[u8; 32],
-        payload: &[u8],
-        now: u64,
-    ) -> Result<(), AgentError> {
-        let Consent::Paired { follower, replay_until, accepted, scratch, .. } = &mut self.consent
-        else {
-            return Ok(());
-        };
-        let silent = *accepted < *replay_until;
-        let result = if silent {
-            let scratch = match scratch {
-                Some(s) => s,
-                None => {
-                    let configs = Self::stream_configs(&self.settings);
-                    let keys = StateDir::device_keys(&self.secret);
-                    scratch.insert(Box::new(DeviceChannel::new(keys, &configs, &mut self.rng)?))
-                }
-            };
-            follower.receive(&self.keys, scratch, address, payload, now, &mut self.rng)
-        } else {
-            follower.receive(&self.keys, &mut self.channel, address, payload, now, &mut self.rng)
-        };
-        let step = match result {
-            Ok(step) => step,
-            Err(err) => {
-                tracing::warn!(error = %err, "consent entry could not be carried out");
-                return Ok(());
-            }
-        };
-        let counted = step
-            .reports
-            .iter()
-            .any(|r| !matches!(r, ConsentReport::Ignored(_) | ConsentReport::Anomaly(_)));
-        if counted {
-            *accepted += 1;
-        }
-        if silent {
-            return Ok(());
-        }
-        log_reports(&step.reports);
-        let applied = *accepted;
-        self.state.save_channel(&self.channel.save())?;
-        self.push(to_new(step.publish), None)?;
-        if counted {
-            let mut progress = self.state.progress()?;
-            progress.consent_entries_applied = applied;
-            self.state.save_progress(&progress)?;
-        }
-        Ok(())
+        let step = self.device.tick(unix_now(), &mut self.rng)?;
+        self.apply(step, None)
     }
 
     fn write_status(&self) -> Result<(), AgentError> {
@@ -542,29 +387,23 @@ impl Agent {
         let (queue_depth, queue_refused) = (outbox.len(), outbox.refused());
         drop(outbox);
         let health = self.health.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let (owner, grants) = match &self.consent {
-            Consent::Unpaired(_) => (None, Vec::new()),
-            Consent::Paired { follower, owner, .. } => (
-                Some(owner.clone()),
-                follower
-                    .live_grants()
-                    .into_iter()
-                    .map(|(id, provider, tiers)| {
-                        (
-                            hex::encode(id.0),
-                            hex::encode(provider.0),
-                            tiers.iter().map(|t| format!("{t:?}")).collect(),
-                        )
-                    })
-                    .collect(),
-            ),
-        };
         let status = Status {
             written_at: unix_now(),
             source: self.source_name.clone(),
-            device: hex::encode(self.keys.id().0),
-            owner,
-            grants,
+            device: hex::encode(self.device.keys().id().0),
+            owner: self.device.owner().map(|owner| hex::encode(owner.0)),
+            grants: self
+                .device
+                .live_grants()
+                .into_iter()
+                .map(|(id, provider, tiers)| {
+                    (
+                        hex::encode(id.0),
+                        hex::encode(provider.0),
+                        tiers.iter().map(|t| format!("{t:?}")).collect(),
+                    )
+                })
+                .collect(),
             last_reading: self
                 .last_reading
                 .as_ref()
@@ -583,16 +422,6 @@ impl Agent {
         };
         self.state.save_status(&status)?;
         Ok(())
-    }
-}
-
-fn log_reports(reports: &[ConsentReport]) {
-    for report in reports {
-        match report {
-            ConsentReport::Ignored(_) => tracing::debug!(?report, "consent log"),
-            ConsentReport::Anomaly(_) => tracing::warn!(?report, "consent log anomaly"),
-            _ => tracing::info!(?report, "consent"),
-        }
     }
 }
 
@@ -668,65 +497,54 @@ pub async fn run<S: Source + 'static>(
     let mut rng = system_rng();
     let state = StateDir::open(&settings.state_dir)?;
     let (secret, created) = state.identity_or_create(&mut rng)?;
-    let keys = StateDir::device_keys(&secret);
-    if created {
-        tracing::info!(device = ?keys.id(), "created a new device identity");
-    }
     let client = tangle_client::Client::new(settings.nodes.clone())?;
     let outbox = Outbox::open(&state.outbox_dir(), settings.queue_capacity)?;
     let last_reading_at = outbox.last_reading_at();
     let pending = outbox.len();
     let outbox = Arc::new(Mutex::new(outbox));
-    let now = unix_now();
 
-    // The channel: resumed (fresh epochs, keyloads to members) or new.
-    let configs = Agent::stream_configs(&settings);
-    let (channel, resume_items) = match state.channel()? {
-        Some(bytes) => {
-            let saved = SavedDevice::decode(&bytes).map_err(|_| StateError::Corrupt {
-                path: state.root().join("channel.bin"),
-                why: "undecodable".into(),
-            })?;
-            if saved.device() != keys.id() {
-                return Err(AgentError::ForeignChannel);
-            }
-            saved.resume(StateDir::device_keys(&secret), now, &mut rng)?
-        }
-        None => {
-            (DeviceChannel::new(StateDir::device_keys(&secret), &configs, &mut rng)?, Vec::new())
-        }
+    // What the state directory kept: the channel (resumed with fresh epochs and keyloads to
+    // its members), the owner, and how many consent-log entries were already acted upon.
+    let channel = match state.channel()? {
+        Some(bytes) => Some(SavedDevice::decode(&bytes).map_err(|_| StateError::Corrupt {
+            path: state.root().join("channel.bin"),
+            why: "undecodable".into(),
+        })?),
+        None => None,
     };
-    state.save_channel(&channel.save())?;
-    // A state directory created with fewer tiers (an older version, or another `tiers`
-    // setting) has no stream for the others; say so once instead of failing every reading.
-    let mut settings = settings;
-    let unpublishable: Vec<Tier> =
-        settings.tiers.iter().copied().filter(|&tier| channel.stream_id(tier).is_err()).collect();
-    if !unpublishable.is_empty() {
-        tracing::warn!(
-            tiers = ?unpublishable,
-            "the saved channel has no stream for these tiers; they are not published"
-        );
-        settings.tiers.retain(|tier| !unpublishable.contains(tier));
+    let resume = Resume {
+        channel,
+        ownership: state
+            .pairing()?
+            .map(|pairing| Ownership { owner: pairing.owner, log_key: pairing.log_key }),
+        consent_entries_applied: state.progress()?.consent_entries_applied,
+        last_reading_at,
+    };
+    let device_settings = DeviceSettings {
+        tiers: settings.tiers.clone(),
+        checkpoint_secs: settings.checkpoint_secs,
+        receipt_interval_secs: settings.receipt_interval_secs,
+    };
+    let (device, first_step) = Device::start(secret, device_settings, resume, unix_now(), &mut rng)
+        .map_err(|error| match error {
+            DeviceError::ForeignChannel => AgentError::ForeignChannel,
+            other => AgentError::Device(other),
+        })?;
+    if created {
+        tracing::info!(device = ?device.keys().id(), "created a new device identity");
     }
 
-    let progress = state.progress()?;
     let wake = Arc::new(Notify::new());
     let health = Arc::new(Mutex::new(vec![NodeHealth::default(); client.nodes().len()]));
     let mut agent = Agent {
-        consent: Consent::Unpaired(None),
         state: state.clone(),
-        keys,
-        secret,
-        channel,
+        device,
         outbox: outbox.clone(),
         wake_sender: wake.clone(),
         client: client.clone(),
         poller: Poller::default(),
         rng,
         framer: Framer::default(),
-        aggregator: TierAggregator::new(),
-        last_reading_at,
         last_reading: None,
         telegrams: 0,
         refused: 0,
@@ -734,25 +552,12 @@ pub async fn run<S: Source + 'static>(
         source_name: source.describe(),
         settings: settings.clone(),
     };
-    agent.push(to_new(resume_items.into_iter().map(Publish::from)), None)?;
-    agent.consent = match state.pairing()? {
-        Some(pairing) => Consent::Paired {
-            follower: Box::new(agent.new_follower(&pairing)),
-            owner: hex::encode(pairing.owner.id().0),
-            replay_until: progress.consent_entries_applied,
-            accepted: 0,
-            scratch: None,
-        },
-        None => {
-            agent.start_pairing(now, true)?;
-            std::mem::replace(&mut agent.consent, Consent::Unpaired(None))
-        }
-    };
+    agent.apply(first_step, None)?;
     if let Some(at) = last_reading_at {
         source.resume_after(at);
     }
     tracing::info!(source = %agent.source_name, nodes = ?settings.nodes, outbox = pending,
-        resume_after = ?last_reading_at, device = ?agent.keys.id(), "agent running");
+        resume_after = ?last_reading_at, device = ?agent.device.keys().id(), "agent running");
 
     let sender_task =
         tokio::spawn(sender(client, outbox.clone(), wake, health, settings.max_backoff));

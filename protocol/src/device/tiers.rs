@@ -10,8 +10,9 @@
 //!   (sum in `u64`, floor division — no floating point);
 //! - gas: the last capture seen;
 //! - timestamp: the window's start. Windows are aligned to the meter's local time (a day runs
-//!   from local midnight, 23 or 25 h on the DST change days; hours and quarters are the same in
-//!   UTC because CET/CEST offsets are whole hours).
+//!   from local midnight, 23 or 25 h on the DST change days; minutes, quarters and hours are
+//!   the same in UTC because CET/CEST offsets are whole hours, so they are cut in UTC and a DST
+//!   change never lengthens or shortens one).
 //!
 //! A window is emitted when the first reading of a later window arrives.
 
@@ -219,6 +220,117 @@ mod tests {
         assert_eq!(done[0].1.power_import_w, 100, "the older reading is not in the mean");
     }
 
+    /// The aggregates of `tier` written out the slow way: group by window, mean with floor
+    /// division over the samples present, registers and gas of the window's last reading.
+    fn reference(tier: Tier, readings: &[Reading]) -> Vec<Reading> {
+        let mut groups: Vec<(u64, Vec<&Reading>)> = Vec::new();
+        for r in readings {
+            let start = window_start(tier, r.timestamp);
+            match groups.last_mut() {
+                Some((s, group)) if *s == start => group.push(r),
+                _ => groups.push((start, vec![r])),
+            }
+        }
+        groups.pop(); // still open: not emitted yet
+        let mean = |values: Vec<u32>| {
+            let n = values.len() as u64;
+            u32::try_from(values.into_iter().map(u64::from).sum::<u64>() / n).unwrap()
+        };
+        groups
+            .into_iter()
+            .map(|(start, group)| {
+                let last = *group.last().unwrap();
+                Reading {
+                    timestamp: start,
+                    energy_import_wh: last.energy_import_wh.clone(),
+                    energy_export_wh: last.energy_export_wh.clone(),
+                    power_import_w: mean(group.iter().map(|r| r.power_import_w).collect()),
+                    power_export_w: mean(group.iter().map(|r| r.power_export_w).collect()),
+                    phases: vec![PhaseReading {
+                        voltage_dv: Some(mean(
+                            group.iter().map(|r| r.phases[0].voltage_dv.unwrap()).collect(),
+                        )),
+                        current_ma: Some(mean(
+                            group.iter().map(|r| r.phases[0].current_ma.unwrap()).collect(),
+                        )),
+                        power_import_w: mean(
+                            group.iter().map(|r| r.phases[0].power_import_w).collect(),
+                        ),
+                        power_export_w: 0,
+                    }],
+                    gas: last.gas.clone(),
+                    raw_telegram: None,
+                }
+            })
+            .collect()
+    }
+
+    fn emitted(tier: Tier, readings: &[Reading]) -> Vec<Reading> {
+        let mut agg = TierAggregator::new();
+        readings
+            .iter()
+            .flat_map(|r| agg.push(r, &[Tier::Second, Tier::Minute]))
+            .filter(|(t, _)| *t == tier)
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    #[test]
+    fn minute_windows_are_exact_across_minute_boundaries() {
+        let base = 1_782_864_000; // a whole minute (UTC)
+        // Start mid-minute, run over two boundaries, close the third window with one reading.
+        let readings: Vec<Reading> =
+            (0..151u64).map(|i| reading(base - 30 + i, 1000 + i, 100 + i as u32)).collect();
+        let minutes = emitted(Tier::Minute, &readings);
+        assert_eq!(minutes, reference(Tier::Minute, &readings));
+        let starts: Vec<u64> = minutes.iter().map(|r| r.timestamp).collect();
+        assert_eq!(starts, vec![base - 60, base, base + 60]);
+        // Powers 100..=129 (a half minute), 130..=189, 190..=249: floor means.
+        let powers: Vec<u32> = minutes.iter().map(|r| r.power_import_w).collect();
+        assert_eq!(powers, vec![114, 159, 219]);
+        // Energy per minute is the register delta of consecutive aggregates: one Wh per second.
+        let registers: Vec<u64> = minutes.iter().map(|r| r.energy_import_wh[0]).collect();
+        assert_eq!(registers, vec![1029, 1089, 1149]);
+        assert!(minutes.iter().all(|r| r.raw_telegram.is_none()));
+    }
+
+    #[test]
+    fn missing_telegrams_average_over_the_samples_present() {
+        let base = 1_782_864_000;
+        // Every third second lost (a noisy line); registers still climb 2 Wh per second.
+        let readings: Vec<Reading> = (0..301u64)
+            .filter(|i| i % 3 != 1)
+            .map(|i| reading(base + i, 50_000 + 2 * i, (i * 37 % 1000) as u32))
+            .collect();
+        let minutes = emitted(Tier::Minute, &readings);
+        assert_eq!(minutes.len(), 5);
+        assert_eq!(minutes, reference(Tier::Minute, &readings));
+        for pair in minutes.windows(2) {
+            assert_eq!(pair[1].energy_import_wh[0] - pair[0].energy_import_wh[0], 120);
+        }
+    }
+
+    #[test]
+    fn minute_windows_ignore_daylight_saving_changes() {
+        // 2026-03-29 01:00 UTC (local 02:00 CET becomes 03:00 CEST: a local hour skipped) and
+        // 2026-10-25 01:00 UTC (local 03:00 CEST becomes 02:00 CET: a local hour repeated).
+        for change in [1_774_746_000u64, 1_792_890_000] {
+            let readings: Vec<Reading> = (0..7_201u64)
+                .map(|i| reading(change - 3_600 + i, i, 500 + (i % 7) as u32))
+                .collect();
+            let minutes = emitted(Tier::Minute, &readings);
+            assert_eq!(minutes.len(), 120);
+            assert_eq!(minutes, reference(Tier::Minute, &readings));
+            for (n, minute) in (0u64..).zip(&minutes) {
+                assert_eq!(minute.timestamp, change - 3_600 + 60 * n);
+                // Every window holds exactly 60 telegrams: its register delta is 60 Wh.
+                assert_eq!(minute.energy_import_wh[0], 60 * n + 59);
+            }
+            // The meter's own clock did jump: its offset differs on the two sides.
+            assert_ne!(utc_offset(change - 1), utc_offset(change));
+        }
+    }
+
     #[test]
     fn days_start_at_local_midnight_also_on_dst_change_days() {
         // 2026-07-01 12:00 UTC: local midnight (CEST) is 2026-06-30 22:00 UTC.
@@ -228,5 +340,7 @@ mod tests {
         // 2026-01-15 12:00 UTC: local midnight (CET) is 2026-01-14 23:00 UTC.
         assert_eq!(window_start(Tier::Day, 1_768_478_400), 1_768_431_600);
         assert_eq!(window_start(Tier::FifteenMinutes, 1_768_478_400 + 899), 1_768_478_400);
+        assert_eq!(window_start(Tier::Minute, 1_768_478_400 + 59), 1_768_478_400);
+        assert_eq!(window_start(Tier::Minute, 1_768_478_400 + 60), 1_768_478_460);
     }
 }
