@@ -1,7 +1,8 @@
 //! The wallet's device state without a node: the book kept in localStorage holds the log key
 //! only sealed (and only this wallet opens it); a device's log written, read back, resumed
-//! after a "reload", and shown as grants and history; an entry no node stored is forgotten;
-//! the export verifies offline.
+//! after a "reload", and shown as grants and history; the device's final delivery receipt
+//! confirms a revocation's key rotation; an entry no node stored is forgotten; the export
+//! verifies offline.
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ use app::wallet::overview::{GrantState, overview};
 use app::wallet::rng;
 use app::wallet::time::unix_now;
 use protocol::channel::Tier;
-use protocol::consent::{EventKind, verify_export};
+use protocol::consent::{DeliveryReceipt, EventKind, verify_export};
 use protocol::crypto::{PartyKeys, PartySecret, Role, SymmetricKey, SymmetricPurpose};
 use protocol::pairing::{PairedDevice, owner_keys};
 use protocol::provider::{AccessRequest, DataItem, ProviderCard, PurposeCategory};
@@ -147,6 +148,39 @@ fn grants_are_written_read_back_after_a_reload_revoked_and_exported() {
     let shown = overview(std::slice::from_ref(&reloaded), unix_now());
     assert_eq!(shown.grants[0].state, GrantState::Revoked);
     assert!(!shown.grants[0].rotation_confirmed, "no receipt from the device yet");
+
+    // The device's receipts: one from before the revocation confirms nothing; the final one it
+    // issues when it rotates the grant out (at or after the revocation) confirms the rotation.
+    let revoked_at = reloaded.entries.last().unwrap().event.time;
+    let receipt = |issued_at: u64, first: u64, end: u64| DeliveryReceipt {
+        device: reloaded.device.id(),
+        grant: grant_id,
+        tier: Tier::Second,
+        first,
+        end,
+        count: end - first,
+        digest: [0; 32],
+        issued_at,
+    };
+    reloaded.receipts.push(receipt(revoked_at - 1, 0, 3_600));
+    let shown = overview(std::slice::from_ref(&reloaded), unix_now());
+    assert!(!shown.grants[0].rotation_confirmed);
+    reloaded.receipts.push(receipt(revoked_at, 3_600, 3_605));
+    let shown = overview(std::slice::from_ref(&reloaded), unix_now());
+    assert!(shown.grants[0].rotation_confirmed);
+    assert_eq!(shown.devices[0].last_readings, Some(revoked_at));
+    let deliveries: Vec<&str> =
+        shown.history.iter().filter(|h| h.kind == "delivery").map(|h| h.text.as_str()).collect();
+    assert_eq!(deliveries.len(), 2);
+    assert!(
+        deliveries[1].starts_with("Wattt received 3,600 readings at 1 s between "),
+        "{deliveries:?}"
+    );
+    assert!(
+        deliveries[0].starts_with("Wattt received 5 readings at 1 s between "),
+        "{deliveries:?}"
+    );
+
     let texts: Vec<&str> = shown.history.iter().map(|h| h.text.as_str()).collect();
     assert!(
         texts.iter().any(|t| t.starts_with("Granted Wattt access (every second)")),
