@@ -4,7 +4,8 @@
 //! Pair, grant both providers the 1 s tier, data flows; revoke one: it receives its revocation
 //! notice and nothing from the epoch after the rotation; the other continues without a gap; every
 //! reading received equals the telegram it came from (re-parsed here from the raw telegram the
-//! reading carries, and found verbatim in the capture).
+//! reading carries, and found verbatim in the capture). The providers follow by the node's live
+//! subscriptions (its `delivered` counter shows the pushed messages).
 //!
 //! Needs `gateway` and `meterkast-provider` built in the same target directory
 //! (`cargo build -p gateway -p provider`).
@@ -47,6 +48,18 @@ fn check_against_telegram(record: &serde_json::Value, capture: &BTreeMap<u64, St
         record["gas"],
         serde_json::json!(expected.gas.map(|g| (g.volume_dm3, g.captured_at)))
     );
+}
+
+/// A counter from the node's `/metrics` (Prometheus text), read over a plain socket.
+fn node_counter(node: &str, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(node.trim_start_matches("http://")).unwrap();
+    socket.write_all(b"GET /metrics HTTP/1.0\r\nHost: node\r\n\r\n").unwrap();
+    let mut text = String::new();
+    socket.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
 }
 
 fn second_tier(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
@@ -96,6 +109,8 @@ fn pair_grant_two_providers_revoke_one_the_other_continues() {
             .any(|r| r["timestamp"] == last && r["status"] == "verified")
             .then_some(())
     });
+    // The providers were pushed their messages by live subscriptions, not polling.
+    let pushed = node_counter(&node, "meterkast_node_delivered_total");
     alpha_follow.terminate();
     beta_follow.terminate();
 
@@ -115,6 +130,7 @@ fn pair_grant_two_providers_revoke_one_the_other_continues() {
     let first = *beta_set.first().unwrap();
     let expected: BTreeSet<u64> = capture.keys().copied().filter(|t| *t >= first).collect();
     assert_eq!(beta_set, expected, "beta continues without a gap");
+    assert!(pushed >= beta_set.len() as u64, "{pushed} messages pushed to subscribers");
 
     // Alpha: nothing from the epoch that began with the rotation.
     let alpha_epochs: BTreeSet<&str> =

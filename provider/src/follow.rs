@@ -1,12 +1,13 @@
 //! Following everything granted to this provider: notices, keys and stream messages.
 //!
-//! Nodes are polled (`GET /addresses/{a}/messages?after=…`) rather than subscribed to, because
-//! the set of addresses moves with every message (each position of an epoch has its own
-//! address) and a subscription is capped at 64 addresses; a poll asks only for the next few
-//! positions not yet received, so a provider following a 1 Hz stream makes a handful of
-//! requests per interval.
+//! Messages arrive through the nodes' live subscriptions (`watch.rs`: one for the notice
+//! address and inbox, one per device for its next awaited positions, replaced as the window
+//! moves). If a node refuses subscriptions, the loop falls back to polling
+//! (`GET /addresses/{a}/messages?after=…`) every `poll` interval. Either way each message is
+//! handed on once (ids are deduplicated), and the followers' time-based checks and the saving
+//! of their state run every `poll` interval.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,11 +16,12 @@ use getrandom::SysRng;
 use protocol::channel::{FollowerConfig, FollowerEvent, Position, ProviderFollower, Reading};
 use protocol::consent::{NoticeOutcome, ProviderConsent, notice_address};
 use protocol::crypto::PartyKeys;
-use protocol::tangle::{Address, MessageId};
+use protocol::tangle::Address;
 use rand_core::UnwrapErr;
 use serde::Serialize;
 
 use crate::store::{ProviderStore, StoreError};
+use crate::watch::{Delivery, Poller, Report, SeenIds, Subscriptions, Target};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,10 +41,13 @@ pub struct FollowOptions {
     pub format: OutputFormat,
     /// Also write readings not yet covered by a signed checkpoint (marked `provisional`).
     pub provisional: bool,
-    /// Poll interval.
+    /// Housekeeping interval (followers' time checks, saving), and the poll interval when the
+    /// nodes refuse subscriptions.
     pub poll: Duration,
-    /// Positions per stream asked for in one poll.
+    /// Awaited positions per device that one subscription (or one poll) covers.
     pub window: usize,
+    /// Poll from the start instead of subscribing (for nodes known to refuse subscriptions).
+    pub force_polling: bool,
 }
 
 /// One line of output.
@@ -152,33 +157,6 @@ fn now_secs() -> u64 {
     now_ms() / 1000
 }
 
-#[derive(Debug, Default)]
-struct Poller {
-    cursors: HashMap<(usize, [u8; 32]), u64>,
-    seen: HashSet<MessageId>,
-}
-
-impl Poller {
-    async fn fetch(&mut self, client: &tangle_client::Client, address: [u8; 32]) -> Vec<Vec<u8>> {
-        for node in 0..client.nodes().len() {
-            let after = self.cursors.get(&(node, address)).copied().unwrap_or(0);
-            match client.list(node, Address(address), after, 200).await {
-                Ok(page) => {
-                    self.cursors.insert((node, address), page.next_after);
-                    return page
-                        .messages
-                        .into_iter()
-                        .filter(|(_, m)| self.seen.insert(m.id()))
-                        .map(|(_, m)| m.payload().to_vec())
-                        .collect();
-                }
-                Err(err) => tracing::debug!(node, error = %err, "poll failed; next node"),
-            }
-        }
-        Vec::new()
-    }
-}
-
 struct DeviceFollow {
     follower: ProviderFollower,
     received: HashSet<[u8; 32]>,
@@ -197,7 +175,6 @@ pub async fn follow(
     let client = tangle_client::Client::new(options.nodes.clone())?;
     let mut rng = UnwrapErr(SysRng);
     let mut consent = ProviderConsent::new();
-    let mut poller = Poller::default();
     let mut devices: BTreeMap<String, DeviceFollow> = BTreeMap::new();
     // Resume followers saved by an earlier run (keys of epochs already received).
     for receipt in store.receipts()? {
@@ -219,48 +196,68 @@ pub async fn follow(
         writeln!(out, "{CSV_HEADER}")?;
     }
     let notices = notice_address(keys.id());
+    let inbox = keys.public().inbox_address();
+    let mut source = if options.force_polling {
+        Source::Polling(Poller::default())
+    } else {
+        Source::Subscribed(Subscriptions::start(&client, &[notices, inbox]))
+    };
+    let mut seen = SeenIds::default();
     let mut interval = tokio::time::interval(options.poll);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_save = now_secs();
     let mut inbox_payloads: Vec<Vec<u8>> = Vec::new();
+    let mut context = Context { store, keys: &keys, client: &client, options, rng: &mut rng };
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            () = &mut stop => break,
-            _ = interval.tick() => {}
-        }
-        for payload in poller.fetch(&client, notices).await {
-            match consent.receive(&keys, &payload) {
-                Ok(outcome) => {
-                    on_notice(
-                        store,
-                        &keys,
-                        &client,
-                        &mut devices,
-                        &outcome,
-                        options,
-                        out,
-                        &mut rng,
-                    )
-                    .await?;
+        // Wait for messages (subscribed) or the next round (polling); then take what is there.
+        let mut deliveries = Vec::new();
+        match &mut source {
+            Source::Subscribed(subscriptions) => {
+                let first = tokio::select! {
+                    () = &mut stop => break,
+                    report = subscriptions.recv() => report,
+                    _ = interval.tick() => None,
+                };
+                let mut refused = None;
+                for report in
+                    first.into_iter().chain(std::iter::from_fn(|| subscriptions.try_recv()))
+                {
+                    match report {
+                        Report::Delivered(delivery, id) => {
+                            if seen.insert(id) {
+                                deliveries.push(delivery);
+                            }
+                        }
+                        Report::Refused(err) => refused = Some(err),
+                    }
                 }
-                Err(err) => tracing::warn!(error = %err, "notice refused"),
+                if let Some(err) = refused {
+                    tracing::warn!(error = %err, "the node refuses subscriptions; polling instead");
+                    source = Source::Polling(Poller::default());
+                }
+            }
+            Source::Polling(poller) => {
+                tokio::select! {
+                    () = &mut stop => break,
+                    _ = interval.tick() => {}
+                }
+                for address in [notices, inbox] {
+                    for payload in poller.fetch(&client, address, &mut seen).await {
+                        deliveries.push(Delivery { target: Target::Fixed, address, payload });
+                    }
+                }
             }
         }
         let now = now_secs();
-        // The inbox is shared by every device's keyloads: each payload is offered to every
-        // follower (a keyload for another device is refused as not for it), and kept so a
-        // follower created later (a new grant) sees the keyloads sent before it existed.
-        let inbox = keys.public().inbox_address();
-        let fresh = poller.fetch(&client, inbox).await;
-        for payload in &fresh {
-            for (device, follow) in &mut devices {
-                let events = follow.follower.receive(&keys, &inbox, payload, now);
-                write_events(device, &events, options, out)?;
-            }
+        for delivery in deliveries {
+            context
+                .deliver(&mut consent, &mut devices, &mut inbox_payloads, delivery, now, out)
+                .await?;
         }
-        inbox_payloads.extend(fresh);
         for (device, follow) in &mut devices {
+            // The inbox is shared by every device's keyloads, and kept, so a follower created
+            // later (a new grant) sees the keyloads sent before it existed.
             if !follow.caught_up {
                 for payload in &inbox_payloads {
                     let events = follow.follower.receive(&keys, &inbox, payload, now);
@@ -268,20 +265,25 @@ pub async fn follow(
                 }
                 follow.caught_up = true;
             }
-            let mut addresses: Vec<[u8; 32]> = Vec::new();
+            let mut awaited: Vec<[u8; 32]> = Vec::new();
             for address in follow.follower.watch_addresses() {
                 if address != inbox && !follow.received.contains(&address) {
-                    addresses.push(address);
+                    awaited.push(address);
                 }
-                if addresses.len() >= options.window {
+                if awaited.len() >= options.window {
                     break;
                 }
             }
-            for address in addresses {
-                for payload in poller.fetch(&client, address).await {
-                    follow.received.insert(address);
-                    let events = follow.follower.receive(&keys, &address, &payload, now);
-                    write_events(device, &events, options, out)?;
+            match &mut source {
+                Source::Subscribed(subscriptions) => subscriptions.watch(device, &awaited),
+                Source::Polling(poller) => {
+                    for address in awaited {
+                        for payload in poller.fetch(&client, address, &mut seen).await {
+                            follow.received.insert(address);
+                            let events = follow.follower.receive(&keys, &address, &payload, now);
+                            write_events(device, &events, options, out)?;
+                        }
+                    }
                 }
             }
             let events = follow.follower.tick(now);
@@ -289,13 +291,84 @@ pub async fn follow(
         }
         out.flush()?;
         if now >= last_save + 10 {
-            save_followers(store, &keys, &devices, &mut rng)?;
+            save_followers(store, &keys, &devices, context.rng)?;
             last_save = now;
         }
+    }
+    if let Source::Subscribed(subscriptions) = &source {
+        tracing::info!(opened = subscriptions.opened(), "subscriptions used");
     }
     save_followers(store, &keys, &devices, &mut rng)?;
     out.flush()?;
     Ok(())
+}
+
+/// Where messages come from.
+enum Source {
+    Subscribed(Subscriptions),
+    Polling(Poller),
+}
+
+/// What handling a message needs besides the followers.
+struct Context<'a> {
+    store: &'a ProviderStore,
+    keys: &'a PartyKeys,
+    client: &'a tangle_client::Client,
+    options: &'a FollowOptions,
+    rng: &'a mut UnwrapErr<SysRng>,
+}
+
+impl Context<'_> {
+    /// Hands one message to whoever watches its address: notices to the consent reader,
+    /// inbox keyloads to every device follower, stream messages to their device's follower.
+    async fn deliver(
+        &mut self,
+        consent: &mut ProviderConsent,
+        devices: &mut BTreeMap<String, DeviceFollow>,
+        inbox_payloads: &mut Vec<Vec<u8>>,
+        delivery: Delivery,
+        now: u64,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), FollowError> {
+        let Delivery { target, address, payload } = delivery;
+        let keys = self.keys;
+        match target {
+            Target::Fixed if address == notice_address(keys.id()) => {
+                match consent.receive(keys, &payload) {
+                    Ok(outcome) => {
+                        on_notice(
+                            self.store,
+                            keys,
+                            self.client,
+                            devices,
+                            &outcome,
+                            self.options,
+                            out,
+                            self.rng,
+                        )
+                        .await?;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "notice refused"),
+                }
+            }
+            Target::Fixed => {
+                // A keyload for another device is refused by that follower as not for it.
+                for (device, follow) in devices.iter_mut() {
+                    let events = follow.follower.receive(keys, &address, &payload, now);
+                    write_events(device, &events, self.options, out)?;
+                }
+                inbox_payloads.push(payload);
+            }
+            Target::Device(device) => {
+                if let Some(follow) = devices.get_mut(&device) {
+                    follow.received.insert(address);
+                    let events = follow.follower.receive(keys, &address, &payload, now);
+                    write_events(&device, &events, self.options, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn save_followers(

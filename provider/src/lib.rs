@@ -4,7 +4,7 @@
 //! ```text
 //!  notice address ─► ProviderConsent (owner + device signatures) ─► receipt kept, acknowledged
 //!                                                                  └─► ProviderFollower per device
-//!  inbox + stream positions (polled from any node) ─► ProviderFollower::receive
+//!  inbox + stream positions (subscribed, or polled) ─► ProviderFollower::receive
 //!        ─► Verified readings ─► CSV / JSON lines      Revoked / Gap / Forged ─► log
 //!  forget GRANT ─► receipt, follower keys and written data deleted; signed deletion statement
 //! ```
@@ -15,6 +15,7 @@
 
 pub mod follow;
 pub mod store;
+pub mod watch;
 
 pub use follow::{FollowOptions, OutputFormat, ReadingRecord, follow};
 pub use store::{ProviderStore, StoreError};

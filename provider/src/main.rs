@@ -105,13 +105,17 @@ struct FollowArgs {
     /// Also write readings not yet covered by a device checkpoint, marked `provisional`.
     #[arg(long)]
     provisional: bool,
-    /// Poll interval in milliseconds.
+    /// Messages arrive by live subscription; every this many milliseconds the followers check
+    /// time-based events (and, when the nodes refuse subscriptions, poll).
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
-    /// Positions per stream asked for in one poll (more catches up faster after an outage,
-    /// fewer makes a lighter steady state).
+    /// Awaited positions per device one subscription (or poll) covers, at most 64 (more
+    /// catches up faster after an outage, fewer makes a lighter steady state).
     #[arg(long, default_value_t = 16)]
     window: usize,
+    /// Poll instead of subscribing (for nodes behind a proxy that blocks event streams).
+    #[arg(long)]
+    poll_only: bool,
 }
 
 fn now() -> u64 {
@@ -209,7 +213,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 format: args.format,
                 provisional: args.provisional,
                 poll: Duration::from_millis(args.poll_ms.max(20)),
-                window: args.window.max(1),
+                window: args.window.clamp(1, provider::watch::MAX_SUBSCRIPTION_ADDRESSES),
+                force_polling: args.poll_only,
             };
             let mut out: Box<dyn Write + Send> = match &args.out {
                 Some(path) => Box::new(
