@@ -1,5 +1,5 @@
 //! Fault tests with real processes on loopback: the agent killed with SIGKILL mid-run, and the
-//! node down for a while. Both must end with every telegram of the capture (from the provider's
+//! node down for a minute. Both must end with every telegram of the capture (from the provider's
 //! first one on) received exactly once at the provider.
 //!
 //! Needs `gateway` and `meterkast-provider` built in the same target directory
@@ -80,8 +80,18 @@ fn sigkill_mid_run_and_restart_loses_and_repeats_nothing() {
     assert_exactly_once(&records);
 }
 
+/// How long the node stays down: a minute, as the issue asks (the replay runs at 4× the meter's
+/// pace, so four minutes of telegrams wait in the outbox).
+const OUTAGE: Duration = Duration::from_secs(60);
+
+fn queue_depth(state: &Path) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("status.json")).unwrap()).unwrap();
+    status["queue_depth"].as_u64().unwrap()
+}
+
 #[test]
-fn node_down_for_ten_seconds_the_outbox_drains_in_order() {
+fn node_down_for_a_minute_the_outbox_drains_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     // A fixed port, so the node comes back where the agent and provider expect it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -96,13 +106,15 @@ fn node_down_for_ten_seconds_the_outbox_drains_in_order() {
         (readings(&out).len() >= 20).then_some(())
     });
     gateway_proc.terminate();
-    std::thread::sleep(Duration::from_secs(10));
-    let status: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(state.join("status.json")).unwrap()).unwrap();
-    let depth = status["queue_depth"].as_u64().unwrap();
-    assert!(depth >= 10, "messages wait in the outbox while the node is down ({depth})");
+    std::thread::sleep(OUTAGE);
+    let depth = queue_depth(&state);
+    // 60 s at 4× is 240 telegrams: allow for the agent's status being written once a second.
+    assert!(depth >= 200, "messages wait in the outbox while the node is down ({depth})");
     let (_gateway_back, again) = gateway(tmp.path(), port);
     assert_eq!(again, node);
+    wait_for("the outbox to drain", Duration::from_secs(60), || {
+        (queue_depth(&state) < depth / 10).then_some(())
+    });
     wait_for("the agent to finish", Duration::from_secs(200), || agent_proc.0.try_wait().unwrap());
     let last = capture_telegrams().last().unwrap().0;
     wait_for("the provider to read the last telegram", Duration::from_secs(60), || {
