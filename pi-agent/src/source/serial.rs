@@ -97,6 +97,12 @@ impl SerialSource {
         }
     }
 
+    /// The speed telegrams were framed at since the port was opened (fixed speeds count from
+    /// the start); `None` while detecting or while the port is closed.
+    pub fn locked_baud(&self) -> Option<u32> {
+        (self.port.is_some() && self.locked).then(|| self.speed())
+    }
+
     fn speed(&self) -> u32 {
         match self.config.baud {
             BaudRate::Fixed(baud) => baud,
