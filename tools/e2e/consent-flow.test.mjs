@@ -244,6 +244,11 @@ test('provider asks, household pairs and grants, the dashboard goes live, revoca
   await panel(dash, 'grants-heading', 'panel-grants-revoked');
   await panel(dash, 'live-heading', 'panel-live-revoked');
 
+  // The dashboard works at phone width: nothing needs sideways scrolling.
+  await dash.setViewportSize({ width: 375, height: 800 });
+  assert.ok(await dash.evaluate(() => document.documentElement.scrollWidth <= 375), 'no horizontal scroll at 375 px');
+  await shot(dash, '10-dashboard-375px');
+
   // Nothing secret left either browser: phrases, passphrases, secrets and derived key seeds.
   assert.ok(providerRequests.length > 0 && householdRequests.length > 0);
   const all = [...providerRequests, ...householdRequests];
