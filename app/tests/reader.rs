@@ -23,30 +23,10 @@ use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const CAPTURE_LF: &str =
-    include_str!("../../protocol/tests/fixtures/p1/streams/nielsbasjes/ttyUSB0-raw.txt");
-const TELEGRAMS_IN_CAPTURE: usize = 566;
+#[path = "../../protocol/tests/p1_capture/mod.rs"]
+mod p1_capture;
 
-/// xorshift64*: deterministic chunk sizes and cut points.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn range(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-}
-
-/// The capture with the CRs its recording lost put back.
-fn capture() -> Vec<u8> {
-    CAPTURE_LF.replace('\n', "\r\n").into_bytes()
-}
+use p1_capture::{Prng, TELEGRAMS_IN_CAPTURE, capture};
 
 /// Every telegram of the capture as (start, end) byte ranges, found without the framer: a `/`
 /// that starts a line up to the `!` line and its four CRC digits.
@@ -236,7 +216,7 @@ async fn every_telegram_arrives_across_unplugs_in_random_chunks() {
     let originals = originals(&capture);
     assert_eq!(originals.len(), TELEGRAMS_IN_CAPTURE);
     for seed in [1u64, 0x5EED, 0xC0FFEE] {
-        let mut rng = Prng(seed);
+        let mut rng = Prng::new(seed);
         let mut cuts = vec![
             rng.range(1000, capture.len() / 2),
             rng.range(capture.len() / 2, capture.len() - 1000),
@@ -277,7 +257,7 @@ async fn a_7e1_meter_at_9600_baud_is_found_after_115200_fails() {
         capture: capture.clone(),
         meter_baud: 9_600,
         seven_e_one: true,
-        rng: Rc::new(RefCell::new(Prng(7))),
+        rng: Rc::new(RefCell::new(Prng::new(7))),
         replugs_waited: 0,
     };
     let (seen, stopped) = read_all(meter, wanted).await;

@@ -14,29 +14,9 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use protocol::p1::{FrameError, Framer, Readings, Telegram};
 
-const CAPTURE_LF: &str = include_str!("fixtures/p1/streams/nielsbasjes/ttyUSB0-raw.txt");
-const TELEGRAMS_IN_CAPTURE: usize = 566;
+mod p1_capture;
 
-/// xorshift64*: tiny, deterministic, good enough to pick chunk sizes and corruption spots.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform-ish in `low..=high`.
-    fn range(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-}
-
-fn capture() -> Vec<u8> {
-    CAPTURE_LF.replace('\n', "\r\n").into_bytes()
-}
+use p1_capture::{Prng, TELEGRAMS_IN_CAPTURE, capture};
 
 /// The telegrams in the capture, found independently of the framer: each `/` that starts a line
 /// up to its `!` line and the four CRC digits.
@@ -113,7 +93,7 @@ fn random_chunk_sizes_yield_all_566_valid_telegrams() {
     let stream = capture();
     let expected = originals(&stream);
     for (seed, largest) in [(1u64, 7usize), (2, 64), (3, 1500), (4, 9000)] {
-        let mut prng = Prng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut prng = Prng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let outcome = run(&stream, || prng.range(1, largest));
         assert_eq!(outcome.valid, expected, "seed {seed}, chunks up to {largest}");
         assert_eq!(outcome.crc_failures, 0);
@@ -134,7 +114,7 @@ fn noise_truncation_and_bit_flips_yield_only_the_untouched_valid_telegrams() {
     let clean = capture();
     let expected = originals(&clean);
     for seed in 1..=6u64 {
-        let mut prng = Prng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut prng = Prng::new(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let telegram_starts: Vec<usize> = {
             let text = std::str::from_utf8(&clean).unwrap();
             text.match_indices("\r\n/").map(|(at, _)| at + 2).collect()

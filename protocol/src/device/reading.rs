@@ -7,7 +7,7 @@
 
 use crate::channel::{GasReading, PhaseReading, Reading};
 use crate::p1::readings::MbusKind;
-use crate::p1::{CrcCheck, Direction, Quantity, Readings, Telegram, Unit};
+use crate::p1::{Direction, Quantity, Readings, Telegram, Unit, Untrusted};
 
 /// Why a telegram produced no reading.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +15,10 @@ pub enum ConversionError {
     /// The CRC did not match: the bytes were damaged on the line.
     #[error("CRC mismatch: the telegram was damaged in transit")]
     BadCrc,
+    /// No CRC, and the telegram is not well-formed enough to be believed (line noise that
+    /// happens to frame as a telegram).
+    #[error("{0}")]
+    Untrusted(Untrusted),
     /// No `0-0:1.0.0` timestamp (DSMR 2.2/3 meters do not send one; the agent's clock is not a
     /// substitute for the meter's).
     #[error("the telegram carries no timestamp")]
@@ -73,8 +77,10 @@ pub fn reading_from_telegram(
     readings: &Readings<'_>,
     include_raw: bool,
 ) -> Result<Reading, ConversionError> {
-    if !matches!(telegram.crc(), CrcCheck::Valid { .. } | CrcCheck::Absent { .. }) {
-        return Err(ConversionError::BadCrc);
+    match telegram.trusted() {
+        Ok(()) => {}
+        Err(Untrusted::CrcMismatch) => return Err(ConversionError::BadCrc),
+        Err(noise) => return Err(ConversionError::Untrusted(noise)),
     }
     let time = readings.meter_time.ok_or(ConversionError::NoTimestamp)?;
     let timestamp =

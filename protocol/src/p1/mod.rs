@@ -65,6 +65,7 @@ pub mod registry;
 mod swar;
 pub mod telegram;
 pub mod time;
+mod trust;
 pub mod value;
 
 pub use cipher::{
@@ -76,4 +77,5 @@ pub use fuzzing::fuzz_stream;
 pub use readings::{Country, Direction, Readings, TariffMeaning};
 pub use telegram::{CrcCheck, DataObject, LineError, MalformedLine, Telegram, TelegramError};
 pub use time::{DstFlag, Timestamp, UtcTime};
+pub use trust::Untrusted;
 pub use value::{Decimal, ObisCode, Quantity, RawValue, Unit, ValueKind};
