@@ -28,6 +28,7 @@ const MAX_BACKOFF_MS: u32 = 8_000;
 struct Running {
     sharing: SharedSharing,
     stopping: Rc<Cell<bool>>,
+    status: RwSignal<ShareStatus>,
 }
 
 /// Where the Meter page's reader hands telegrams to the share (if one is running).
@@ -47,6 +48,7 @@ impl ShareFeed {
             && !running.stopping.get()
         {
             running.sharing.borrow_mut().on_telegram(text, unix_now());
+            show(running.status, &running.sharing);
         }
     }
 
@@ -185,7 +187,11 @@ pub fn SharePanel(feed: ShareFeed) -> impl IntoView {
         };
         let sharing: SharedSharing = Rc::new(RefCell::new(sharing));
         let stopping = Rc::new(Cell::new(false));
-        feed.0.set_value(Some(Running { sharing: sharing.clone(), stopping: stopping.clone() }));
+        feed.0.set_value(Some(Running {
+            sharing: sharing.clone(),
+            stopping: stopping.clone(),
+            status,
+        }));
         show(status, &sharing);
         stage.set(Stage::Sharing);
         spawn_local(poll_loop(sharing.clone(), client.clone(), stopping.clone(), status));
