@@ -5,8 +5,9 @@
 // the household wallet (/home): it pairs with the code the Meter page shows and grants the
 // request of a provider tool, the real `meterkast-provider` binary (init, request, follow).
 // The provider must receive every telegram shared after the grant — here all 566, since the
-// cable is connected once the grant is in force — each reading equal to the telegram it came
-// from. Screenshot: target/e2e/meter-sharing.png (README).
+// cable is connected once the grant is in force — each reading verified and equal to the
+// telegram it came from; then the wallet revokes, the page rotates and the provider is told.
+// Screenshot: target/e2e/meter-sharing.png (README).
 //
 // Binaries: MK_GATEWAY_BIN (as every e2e test) and MK_PROVIDER_BIN, default
 // target/release/meterkast-provider.
@@ -69,7 +70,7 @@ async function until(what, limitMs, check) {
   }
 }
 
-test('a wallet pairs with the Meter page, grants a provider, which receives every telegram exactly', async () => {
+test('a wallet pairs with the Meter page and grants a provider, which receives every telegram exactly; revoking rotates and notifies', async () => {
   assert.equal(TELEGRAMS.length, 566);
   const node = env.gateway.url.replace(/\/$/, '');
   const work = mkdtempSync(join(tmpdir(), 'mk-share-device-'));
@@ -137,15 +138,23 @@ test('a wallet pairs with the Meter page, grants a provider, which receives ever
     await meter.screenshot({ path: join(ROOT, 'target', 'e2e', 'meter-sharing.png'), fullPage: true });
     await meter.waitForFunction(() => document.querySelector('#count-good')?.textContent === '566', null, { timeout: 120000 });
     await meter.waitForFunction(() => document.querySelector('#share-readings')?.dataset.count === '566', null, { timeout: 10000 });
-    // Stopping signs the last checkpoints, so the provider can verify the last readings too.
     await meter.waitForFunction(() => document.querySelector('#share-queue')?.dataset.count === '0', null, { timeout: 120000 });
-    await meter.locator('#share-stop').click();
 
+    // The device signs a checkpoint within a minute of a reading: everything becomes verified.
     const expected = new Map(TELEGRAMS.map((t) => [meterTime(t), t]));
-    const verified = await until('every shared telegram verified at the provider', 120000, () => {
+    const verified = await until('every shared telegram verified at the provider', 150000, () => {
       const got = records(out).filter((r) => r.type === 'reading' && r.tier === 'Second' && r.status === 'verified');
       return new Set(got.map((r) => r.timestamp)).size >= expected.size ? got : null;
     });
+
+    // The wallet revokes: the device rotates the stream, tells the provider with a signed
+    // notice, and its final delivery receipt lets the wallet confirm the rotation.
+    await wallet.locator('#access li.grant button.revoke').click();
+    await meter.locator('#share-status', { hasText: 'No provider has access yet' }).waitFor({ timeout: 30000 });
+    await until("the provider's revocation notice", 60000, () =>
+      records(out).some((r) => r.type === 'notice' && r.notice === 'revoked'));
+    await wallet.locator('#access li.grant[data-state="revoked"][data-rotation="confirmed"]').waitFor({ timeout: 60000 });
+    await meter.locator('#share-stop').click();
     const seen = new Set();
     for (const reading of verified) {
       const telegram = expected.get(reading.timestamp);
@@ -162,7 +171,11 @@ test('a wallet pairs with the Meter page, grants a provider, which receives ever
     await walletContext.close();
     await meterContext.close();
   } finally {
-    follow?.kill('SIGTERM');
+    if (follow && follow.exitCode === null) {
+      const exited = new Promise((resolve) => follow.once('exit', resolve));
+      follow.kill('SIGTERM');
+      await exited;
+    }
     rmSync(work, { recursive: true, force: true });
   }
 });
