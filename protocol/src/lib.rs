@@ -7,6 +7,8 @@
 //!                 channel (streams, epochs, keyloads) ──► tangle (message, id, PoW) ──► bytes out
 //!                          ▲
 //!   consent log events ──► consent / pairing (state machines: events and time in, actions out)
+//!
+//!   device: all of the above for one meter reader (Pi or browser tab) as one state machine
 //! ```
 //!
 //! Nothing in this crate opens a port, reads a clock, draws randomness or spawns a task: bytes,

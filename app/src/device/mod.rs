@@ -105,8 +105,6 @@ pub struct ShareStatus {
     pub sent: u64,
     /// Why the node could not be reached, while it cannot.
     pub unreachable: Option<String>,
-    /// Sharing has stopped (the error says why when it was not asked for).
-    pub stopped: Option<String>,
 }
 
 /// The running device: state machine, queue, stored state and what the page shows.

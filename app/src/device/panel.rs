@@ -257,7 +257,6 @@ pub fn SharePanel(feed: ShareFeed) -> impl IntoView {
 
     let stop = move |_| {
         feed.stop();
-        status.update(|s| s.stopped = Some("Stopped.".to_owned()));
         refresh();
     };
 
