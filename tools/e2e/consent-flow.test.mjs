@@ -15,14 +15,11 @@ import { createHash, hkdfSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, launchChromium, captureRequests, anyRequestCarries, ROOT } from './harness.mjs';
+import { startGateway, launchChromium, captureRequests, anyRequestCarries, ROOT, BIN_DIR } from './harness.mjs';
 
 const HOUSEHOLD_PASSPHRASE = 'kitchen table passphrase';
 const PROVIDER_PASSPHRASE = 'provider office passphrase';
 const SHOTS = join(ROOT, 'target', 'e2e');
-// `cargo build --bins` puts the agent here; MK_BIN_DIR overrides (a build with its own
-// CARGO_TARGET_DIR).
-const BIN_DIR = process.env.MK_BIN_DIR ?? join(ROOT, 'target', 'debug');
 
 let gateway;
 let browser;

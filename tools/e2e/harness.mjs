@@ -10,6 +10,11 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+// The workspace's own programs (pi-agent, meterkast-provider): `cargo build --bins` puts them in
+// target/debug, which scripts/test.sh runs before these tests; MK_BIN_DIR points at a build with
+// its own CARGO_TARGET_DIR.
+export const BIN_DIR = process.env.MK_BIN_DIR ?? join(ROOT, 'target', 'debug');
+
 // As root, without a sandbox; the background-networking flags keep Chromium off the closed network.
 export const CHROMIUM_ARGS = [
   '--no-sandbox',

@@ -9,22 +9,21 @@
 // telegram it came from; then the wallet revokes, the page rotates and the provider is told.
 // Screenshot: target/e2e/meter-sharing.png (README).
 //
-// Binaries: MK_GATEWAY_BIN (as every e2e test) and MK_PROVIDER_BIN, default
-// target/release/meterkast-provider.
+// Binaries: the gateway as every e2e test, meterkast-provider from BIN_DIR (harness.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayAndBrowser, ROOT } from './harness.mjs';
+import { BIN_DIR, gatewayAndBrowser, ROOT } from './harness.mjs';
 import { installSerialShim } from './serial-shim.mjs';
 
 const CAPTURE = readFileSync(join(ROOT, 'protocol/tests/fixtures/p1/streams/nielsbasjes/ttyUSB0-raw.txt'), 'latin1')
   .replace(/\n/g, '\r\n');
 // Each telegram as the meter sent it, `/` … `!`, and its CRC digits.
 const TELEGRAMS = [...CAPTURE.matchAll(/\r\n(\/[^!]*!)([0-9A-F]{4})/g)].map((m) => m[1]);
-const PROVIDER_BIN = process.env.MK_PROVIDER_BIN ?? join(ROOT, 'target', 'release', 'meterkast-provider');
+const PROVIDER_BIN = join(BIN_DIR, 'meterkast-provider');
 const WALLET_PASSPHRASE = 'a long household passphrase';
 const DEVICE_PASSPHRASE = 'the laptop by the meter';
 // The shim sends a chunk of 1..chunkMax bytes every 10 ms: ten telegrams a second on average.

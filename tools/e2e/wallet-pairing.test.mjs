@@ -11,13 +11,10 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, launchChromium, captureRequests, anyRequestCarries, ROOT } from './harness.mjs';
+import { startGateway, launchChromium, captureRequests, anyRequestCarries, ROOT, BIN_DIR } from './harness.mjs';
 
 const PASSPHRASE = 'our household passphrase';
 const SHOTS = join(ROOT, 'target', 'e2e');
-// `cargo build --bins` puts the agent and the provider tool here; MK_BIN_DIR overrides (a build
-// with its own CARGO_TARGET_DIR).
-const BIN_DIR = process.env.MK_BIN_DIR ?? join(ROOT, 'target', 'debug');
 
 let gateway;
 let browser;
