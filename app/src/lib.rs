@@ -17,6 +17,7 @@ pub mod device;
 pub mod identity;
 pub mod live;
 pub mod pages;
+pub mod qr;
 pub mod reader;
 pub mod serial;
 pub mod settings;

@@ -4,7 +4,8 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
-use app::dashboard::request::{RequestForm, RequestFormError, open_path, qr_svg};
+use app::dashboard::request::{RequestForm, RequestFormError, open_path};
+use app::qr::qr_svg;
 use getrandom::SysRng;
 use protocol::channel::Tier;
 use protocol::crypto::{PartyKeys, PartySecret, Role};
@@ -72,14 +73,14 @@ fn the_same_origin_link_carries_the_request_link_percent_encoded() {
 
 #[test]
 fn the_qr_code_is_an_svg_element_with_the_contract_id() {
-    let svg = qr_svg("meterkast:request/abc", "request-qr").unwrap();
+    let svg = qr_svg("meterkast:request/abc", "request-qr", "QR code of the request link").unwrap();
     assert!(svg.starts_with(r#"<svg id="request-qr" role="img""#), "{}", &svg[..80]);
     assert!(!svg.contains("<?xml"), "no XML declaration inside HTML");
     assert!(svg.ends_with("</svg>"));
     // A real request link (121 characters) still fits a QR code.
     let (keys, card) = provider();
     let signed = form().sign(&keys, Some(&card), NOW, &mut UnwrapErr(SysRng)).unwrap();
-    assert!(qr_svg(&signed.link().to_uri(), "request-qr").is_ok());
+    assert!(qr_svg(&signed.link().to_uri(), "request-qr", "QR code of the request link").is_ok());
 }
 
 #[test]

@@ -101,6 +101,8 @@ test('a wallet pairs with the Meter page and grants a provider, which receives e
     const pairingLink = (await meter.locator('#device-pairing-link').textContent()).trim();
     assert.match(pairingLink, /^meterkast:/);
     assert.ok(code.length > 10, code);
+    // The link is also offered as a QR code for a wallet on a phone.
+    assert.equal(await meter.locator('svg#device-pairing-qr').getAttribute('aria-label'), 'QR code of the pairing link');
 
     // Profile B: the household wallet pairs with the code and grants the provider's request.
     const walletContext = await env.browser.newContext();

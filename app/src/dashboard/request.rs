@@ -10,8 +10,6 @@ use protocol::provider::{
     AccessRequest, DataItem, MAX_GRANT_LIFETIME_SECS, ProviderCard, ProviderError, PurposeCategory,
     SignedRequest,
 };
-use qrcode::QrCode;
-use qrcode::render::svg;
 use rand_core::CryptoRng;
 use thiserror::Error;
 
@@ -109,24 +107,6 @@ fn percent_encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// A QR code of `link` as an SVG element with the id `element_id` and an accessible name.
-pub fn qr_svg(link: &str, element_id: &str) -> Result<String, qrcode::types::QrError> {
-    let code = QrCode::new(link.as_bytes())?;
-    let image = code
-        .render::<svg::Color<'_>>()
-        .min_dimensions(200, 200)
-        .dark_color(svg::Color("#000"))
-        .light_color(svg::Color("#fff"))
-        .build();
-    // Drop the XML declaration (not allowed inside HTML) and name the element.
-    let start = image.find("<svg").unwrap_or(0);
-    Ok(image[start..].replacen(
-        "<svg ",
-        &format!(r#"<svg id="{element_id}" role="img" aria-label="QR code of the request link" "#),
-        1,
-    ))
 }
 
 /// A category in words.

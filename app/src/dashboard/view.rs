@@ -18,7 +18,8 @@ use wasm_bindgen::JsCast;
 use super::charts::{BarChart, LiveChart};
 use super::feed::{self, Connection, DashboardSignals, now_ms, now_secs};
 use super::received::{DAY, HOUR, tier_words};
-use super::request::{RequestForm, category_words, data_item_words, open_path, qr_svg};
+use super::request::{RequestForm, category_words, data_item_words, open_path};
+use crate::qr::qr_svg;
 use super::watch::GrantState;
 
 /// A UTC time for people: `2026-11-26 13:05 UTC`.
@@ -246,7 +247,7 @@ fn RequestPanel(
             match published {
                 Ok(_) => {
                     let link = signed.link().to_uri();
-                    match qr_svg(&link, "request-qr") {
+                    match qr_svg(&link, "request-qr", "QR code of the request link") {
                         Ok(qr) => {
                             let _ = shared.try_set(Some(Shared { link, qr }));
                         }

@@ -343,6 +343,13 @@ fn Sharing(
                 <code class="mono wrap" id="device-pairing-link">
                     {move || status.with(|s| s.pairing.as_ref().map(|(_, uri)| uri.clone()))}
                 </code>
+                <p class="hint">"Or scan it with the phone that holds your wallet:"</p>
+                <div class="qr" inner_html=move || status.with(|s| {
+                    s.pairing.as_ref().and_then(|(_, uri)| {
+                        // A link too long for a QR code only loses the picture; the text stays.
+                        crate::qr::qr_svg(uri, "device-pairing-qr", "QR code of the pairing link").ok()
+                    })
+                })></div>
             </div>
         </Show>
         <dl class="facts">
