@@ -267,6 +267,11 @@ impl Agent {
     fn on_event(&mut self, event: DeviceEvent) -> Result<(), AgentError> {
         match event {
             DeviceEvent::PairingCode(code) => {
+                // The seed first: a crash before the code file is written still brings the
+                // same code back on the next start.
+                if let Some(seed) = self.device.pairing_seed() {
+                    self.state.save_pairing_seed(seed)?;
+                }
                 self.state.save_pairing_code(&code.to_text())?;
                 show_pairing_code(&code.to_text(), &code.to_uri());
             }
@@ -525,11 +530,20 @@ pub async fn run<S: Source + 'static>(
         checkpoint_secs: settings.checkpoint_secs,
         receipt_interval_secs: settings.receipt_interval_secs,
     };
-    let (device, first_step) = Device::start(secret, device_settings, resume, unix_now(), &mut rng)
-        .map_err(|error| match error {
-            DeviceError::ForeignChannel => AgentError::ForeignChannel,
-            other => AgentError::Device(other),
-        })?;
+    // An unpaired device shows the code it showed before the restart (drawn from the kept seed).
+    let pairing_seed = state.pairing_seed()?;
+    let (device, first_step) = Device::start_with_pairing_seed(
+        secret,
+        device_settings,
+        resume,
+        pairing_seed,
+        unix_now(),
+        &mut rng,
+    )
+    .map_err(|error| match error {
+        DeviceError::ForeignChannel => AgentError::ForeignChannel,
+        other => AgentError::Device(other),
+    })?;
     if created {
         tracing::info!(device = ?device.keys().id(), "created a new device identity");
     }

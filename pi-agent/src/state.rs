@@ -5,6 +5,8 @@
 //!    identity.key     the device's 32-byte party secret (0600); all its keys derive from it
 //!    pairing.bin      owner's public keys, consent-log key, pairing id (0600) — absent if unpaired
 //!    pairing-code     the code currently shown for pairing (0600) — absent once paired
+//!    pairing-seed     the 32 bytes that code was drawn from (0600), so a restart before pairing
+//!                     shows (and accepts) the same code — absent once paired
 //!    channel.bin      stream membership (`SavedDevice`), no secret keys
 //!    progress.json    consent-log entries applied, last reading published
 //!    status.json      what `pi-agent status` shows (written by `run`)
@@ -225,16 +227,35 @@ impl StateDir {
         Pairing::decode(&bytes).map(Some).ok_or_else(|| self.corrupt("pairing.bin", "undecodable"))
     }
 
-    /// Records the pairing (and forgets the code that was shown).
+    /// Records the pairing (and forgets the code that was shown and its seed).
     pub fn save_pairing(&self, pairing: &Pairing) -> Result<(), StateError> {
         self.write("pairing.bin", &pairing.encode())?;
+        self.forget_pairing_code()
+    }
+
+    /// Forgets the owner (reset), and any code waiting to be used: the next start draws a new one.
+    pub fn forget_pairing(&self) -> Result<(), StateError> {
+        self.remove("pairing.bin")?;
+        self.forget_pairing_code()?;
+        self.save_progress(&Progress::default())
+    }
+
+    fn forget_pairing_code(&self) -> Result<(), StateError> {
+        self.remove("pairing-seed")?;
         self.remove("pairing-code")
     }
 
-    /// Forgets the owner (reset).
-    pub fn forget_pairing(&self) -> Result<(), StateError> {
-        self.remove("pairing.bin")?;
-        self.save_progress(&Progress::default())
+    /// The seed of the pairing code being shown, if one was kept.
+    pub fn pairing_seed(&self) -> Result<Option<[u8; 32]>, StateError> {
+        let Some(bytes) = self.read_optional("pairing-seed")? else { return Ok(None) };
+        let seed: [u8; 32] =
+            bytes.try_into().map_err(|_| self.corrupt("pairing-seed", "not 32 bytes"))?;
+        Ok(Some(seed))
+    }
+
+    /// Keeps the seed of the pairing code being shown (saved before the code itself).
+    pub fn save_pairing_seed(&self, seed: &[u8; 32]) -> Result<(), StateError> {
+        self.write("pairing-seed", seed)
     }
 
     /// The pairing code shown now, if unpaired.
@@ -317,5 +338,36 @@ mod tests {
         assert_eq!(state.progress().unwrap(), progress);
         fs::write(dir.path().join("identity.key"), b"short").unwrap();
         assert!(matches!(state.identity(), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn pairing_seed_is_kept_owner_only_and_forgotten_at_pairing_and_reset() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.pairing_seed().unwrap(), None);
+        state.save_pairing_seed(&[7; 32]).unwrap();
+        state.save_pairing_code("CODE").unwrap();
+        assert_eq!(state.pairing_seed().unwrap(), Some([7; 32]));
+        let mode = fs::metadata(dir.path().join("pairing-seed")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        state.forget_pairing().unwrap();
+        assert_eq!(state.pairing_seed().unwrap(), None);
+        assert_eq!(state.pairing_code().unwrap(), None);
+
+        state.save_pairing_seed(&[8; 32]).unwrap();
+        let owner = PartyKeys::derive(&PartySecret::from_bytes([1; 32]), Role::Wallet);
+        let pairing = Pairing {
+            owner: owner.public().clone(),
+            log_key: SymmetricKey::from_bytes([2; 32]),
+            pairing_id: [3; 32],
+            paired_at: 4,
+        };
+        state.save_pairing(&pairing).unwrap();
+        assert_eq!(state.pairing_seed().unwrap(), None);
+
+        fs::write(dir.path().join("pairing-seed"), b"short").unwrap();
+        assert!(matches!(state.pairing_seed(), Err(StateError::Corrupt { .. })));
     }
 }

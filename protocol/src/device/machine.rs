@@ -14,8 +14,15 @@
 //! A restarted driver passes the number of consent-log entries it had applied
 //! ([`Resume::consent_entries_applied`]); those are read again to rebuild the follower's state
 //! but carried out on a throw-away channel, so their keyloads and notices are not sent twice.
+//!
+//! A pairing round (its code and first challenge) is drawn from a ChaCha20 stream seeded by a
+//! 32-byte pairing seed ([`Device::pairing_seed`]). A driver that keeps the seed until the
+//! device is paired and passes it back ([`Device::start_with_pairing_seed`]) shows the same
+//! code after a restart, so the code a household copied before the restart still pairs.
 
-use rand_core::CryptoRng;
+use chacha20::ChaCha20Rng;
+use rand_core::{CryptoRng, SeedableRng};
+use zeroize::Zeroizing;
 
 use super::tiers::TierAggregator;
 use crate::channel::{
@@ -86,7 +93,8 @@ pub struct Resume {
 /// Something the driver should know, show, log or store.
 #[derive(Debug)]
 pub enum DeviceEvent {
-    /// A new pairing code: show it (text and QR of [`PairingCode::to_uri`]) and store it.
+    /// A pairing code (new, or the kept one again after a restart): show it (text and QR of
+    /// [`PairingCode::to_uri`]) and store it with [`Device::pairing_seed`].
     PairingCode(PairingCode),
     /// The device was claimed: store this (it holds the consent-log key) and show the owner.
     Paired(Box<Paired>),
@@ -165,8 +173,9 @@ pub enum DeviceError {
 /// Where pairing and consent stand.
 #[derive(Debug)]
 enum Consent {
-    /// Waiting for a claim (`None` only while a claim is being processed).
-    Unpaired { waiting: Option<ExpectClaim>, code: PairingCode },
+    /// Waiting for a claim (`None` only while a claim is being processed); `code` was drawn
+    /// from `seed`.
+    Unpaired { waiting: Option<ExpectClaim>, code: PairingCode, seed: Zeroizing<[u8; 32]> },
     /// Following the log.
     Paired {
         follower: Box<DeviceConsentFollower>,
@@ -202,6 +211,20 @@ impl Device {
         now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<(Self, DeviceStep), DeviceError> {
+        Self::start_with_pairing_seed(secret, settings, resume, None, now, rng)
+    }
+
+    /// [`Self::start`] for a driver that kept the [`Self::pairing_seed`] of an earlier run: an
+    /// unpaired device shows the same code again (and accepts it). `None`, or a device with an
+    /// owner, draws nothing from it.
+    pub fn start_with_pairing_seed(
+        secret: PartySecret,
+        settings: DeviceSettings,
+        resume: Resume,
+        pairing_seed: Option<[u8; 32]>,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, DeviceStep), DeviceError> {
         let keys = PartyKeys::derive(&secret, Role::Device);
         let mut step = DeviceStep { channel_changed: true, ..DeviceStep::default() };
         let channel = match resume.channel {
@@ -234,7 +257,7 @@ impl Device {
                 Self::follow(&keys, &settings, ownership, resume.consent_entries_applied)
             }
             None => {
-                let (consent, pairing) = Self::start_pairing(&keys, now, rng)?;
+                let (consent, pairing) = Self::start_pairing(&keys, pairing_seed, now, rng)?;
                 step.append(pairing);
                 consent
             }
@@ -273,18 +296,28 @@ impl Device {
         }
     }
 
+    /// A pairing round drawn from `seed` (a fresh one from `rng` when `None`): the same seed
+    /// gives the same code and first challenge. Later challenges (after a refused claim) come
+    /// from the caller's `rng` as before.
     fn start_pairing(
         keys: &PartyKeys,
+        seed: Option<[u8; 32]>,
         now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<(Consent, DeviceStep), DeviceError> {
-        let (waiting, code, announcement) = ExpectClaim::start(keys, now, rng)?;
+        let seed = Zeroizing::new(seed.unwrap_or_else(|| {
+            let mut fresh = [0u8; 32];
+            rng.fill_bytes(&mut fresh);
+            fresh
+        }));
+        let mut round = ChaCha20Rng::from_seed(*seed);
+        let (waiting, code, announcement) = ExpectClaim::start(keys, now, &mut round)?;
         let step = DeviceStep {
             publish: vec![announcement],
             events: vec![DeviceEvent::PairingCode(code.clone())],
             ..DeviceStep::default()
         };
-        Ok((Consent::Unpaired { waiting: Some(waiting), code }, step))
+        Ok((Consent::Unpaired { waiting: Some(waiting), code, seed }, step))
     }
 
     /// The device's keys.
@@ -306,6 +339,16 @@ impl Device {
     pub fn pairing_code(&self) -> Option<&PairingCode> {
         match &self.consent {
             Consent::Unpaired { code, .. } => Some(code),
+            Consent::Paired { .. } => None,
+        }
+    }
+
+    /// The seed the current pairing code was drawn from, while unpaired: keep it secret (it
+    /// is as good as the code) and pass it to [`Self::start_with_pairing_seed`] on the next
+    /// start; forget it once paired. It changes only with the code ([`DeviceEvent::PairingCode`]).
+    pub fn pairing_seed(&self) -> Option<&[u8; 32]> {
+        match &self.consent {
+            Consent::Unpaired { seed, .. } => Some(seed),
             Consent::Paired { .. } => None,
         }
     }
@@ -419,7 +462,7 @@ impl Device {
             }
             Err(error) => {
                 step.events.push(DeviceEvent::PairingRestarted(error));
-                let (consent, pairing) = Self::start_pairing(&self.keys, now, rng)?;
+                let (consent, pairing) = Self::start_pairing(&self.keys, None, now, rng)?;
                 self.consent = consent;
                 step.append(pairing);
             }
