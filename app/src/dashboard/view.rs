@@ -19,8 +19,8 @@ use super::charts::{BarChart, LiveChart};
 use super::feed::{self, Connection, DashboardSignals, now_ms, now_secs};
 use super::received::{DAY, HOUR, tier_words};
 use super::request::{RequestForm, category_words, data_item_words, open_path};
-use crate::qr::qr_svg;
 use super::watch::GrantState;
+use crate::qr::qr_svg;
 
 /// A UTC time for people: `2026-11-26 13:05 UTC`.
 pub fn utc_text(seconds: u64) -> String {
