@@ -15,6 +15,7 @@
 //! until the shutdown future completes, and [`Node::close`] then drains the writer.
 
 pub mod api;
+mod background;
 pub mod config;
 pub mod error;
 pub mod limits;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
+pub use background::{BackgroundNode, StopError};
 pub use config::Config;
 use error::ApiError;
 use limits::RateLimit;

@@ -6,15 +6,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gateway::{Assets, Node, NodeOptions};
+use gateway::{Assets, BackgroundNode, Node, NodeOptions};
 use protocol::tangle::{Address, Difficulty};
 use provider::watch::{Report, SeenIds, Subscriptions, Target};
 
 struct Running {
     url: String,
-    node: Node,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
+    served: BackgroundNode,
     _dir: tempfile::TempDir,
 }
 
@@ -44,24 +42,13 @@ async fn start(refuse_subscriptions: bool) -> Running {
             },
         ));
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopping = node.clone();
-    let server = tokio::spawn(async move {
-        gateway::serve(listener, router, async move {
-            let _ = stopped.await;
-            stopping.begin_shutdown();
-        })
-        .await
-        .unwrap();
-    });
-    Running { url, node, stop, server, _dir: dir }
+    let served = BackgroundNode::spawn(node, listener, router).expect("serve");
+    Running { url, served, _dir: dir }
 }
 
 impl Running {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
-        self.node.close();
+        let _ = self.served.stop(Duration::from_secs(10)).await;
     }
 }
 

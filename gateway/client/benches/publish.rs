@@ -22,7 +22,7 @@ mod native {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    use gateway::{Assets, Node, NodeOptions};
+    use gateway::{Assets, BackgroundNode, Node, NodeOptions};
     use protocol::tangle::{Address, Difficulty};
     use tangle_client::Client;
 
@@ -31,10 +31,8 @@ mod native {
 
     struct Running {
         url: String,
-        node: Node,
         requests: Arc<AtomicUsize>,
-        stop: tokio::sync::oneshot::Sender<()>,
-        server: tokio::task::JoinHandle<()>,
+        served: BackgroundNode,
         _dir: tempfile::TempDir,
     }
 
@@ -54,24 +52,13 @@ mod native {
                 next.run(request)
             },
         ));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let stopping = node.clone();
-        let server = tokio::spawn(async move {
-            gateway::serve(listener, router, async move {
-                let _ = stopped.await;
-                stopping.begin_shutdown();
-            })
-            .await
-            .unwrap();
-        });
-        Running { url, node, requests, stop, server, _dir: dir }
+        let served = BackgroundNode::spawn(node, listener, router).expect("serve");
+        Running { url, requests, served, _dir: dir }
     }
 
     impl Running {
         async fn stop(self) {
-            let _ = self.stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
-            self.node.close();
+            let _ = self.served.stop(Duration::from_secs(10)).await;
         }
     }
 

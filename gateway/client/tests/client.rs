@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gateway::{Assets, Node, NodeOptions};
+use gateway::{Assets, BackgroundNode, Node, NodeOptions};
 use protocol::tangle::{Address, Difficulty, MessageId};
 use tangle_client::{Client, ClientError, FollowEvent};
 
@@ -17,10 +17,8 @@ type RequestCounts = Arc<Mutex<BTreeMap<String, usize>>>;
 struct Running {
     url: String,
     addr: SocketAddr,
-    node: Node,
     requests: RequestCounts,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
+    served: BackgroundNode,
     dir: tempfile::TempDir,
 }
 
@@ -47,28 +45,14 @@ async fn start_in(dir: tempfile::TempDir, difficulty: u8, addr: SocketAddr) -> R
             next.run(request)
         },
     ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopping = node.clone();
-    let server = tokio::spawn(async move {
-        gateway::serve(listener, router, async move {
-            let _ = stopped.await;
-            stopping.begin_shutdown();
-        })
-        .await
-        .expect("serve");
-    });
-    Running { url, addr, node, requests, stop, server, dir }
+    let served = BackgroundNode::spawn(node, listener, router).expect("serve");
+    Running { url, addr, requests, served, dir }
 }
 
 impl Running {
     /// Stops the node; its store stays in the returned directory.
     async fn stop(self) -> tempfile::TempDir {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.server)
-            .await
-            .expect("stops in time")
-            .expect("server task");
-        self.node.close();
+        self.served.stop(Duration::from_secs(10)).await.expect("stops in time");
         self.dir
     }
 

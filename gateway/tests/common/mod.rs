@@ -6,17 +6,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use gateway::{Assets, Node, NodeOptions};
+use gateway::{Assets, BackgroundNode, Node, NodeOptions};
 use protocol::tangle::{Address, Difficulty, Message, MessageDraft, MessageId};
-use tokio::task::JoinHandle;
 
 /// A node serving on a real loopback socket, with its store in a temporary folder.
 pub struct TestNode {
     pub node: Node,
     pub addr: SocketAddr,
     pub base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    served: Option<BackgroundNode>,
     pub dir: tempfile::TempDir,
 }
 
@@ -35,24 +33,8 @@ impl TestNode {
         let listener = gateway::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let router = gateway::app(&node, &Assets::None);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let stopping = node.clone();
-        let server = tokio::spawn(async move {
-            gateway::serve(listener, router, async move {
-                let _ = stopped.await;
-                stopping.begin_shutdown();
-            })
-            .await
-            .expect("serve");
-        });
-        Self {
-            node,
-            base: format!("http://{addr}"),
-            addr,
-            stop: Some(stop),
-            server: Some(server),
-            dir,
-        }
+        let served = BackgroundNode::spawn(node.clone(), listener, router).expect("serve");
+        Self { node, base: format!("http://{addr}"), addr, served: Some(served), dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -62,16 +44,9 @@ impl TestNode {
     /// Graceful shutdown: subscriptions get their closing event, the store is closed; returns the
     /// folder so the node can be restarted on it.
     pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(served) = self.served.take() {
+            served.stop(Duration::from_secs(10)).await.expect("graceful shutdown within 10 s");
         }
-        if let Some(server) = self.server.take() {
-            tokio::time::timeout(Duration::from_secs(10), server)
-                .await
-                .expect("graceful shutdown within 10 s")
-                .expect("server task");
-        }
-        self.node.close();
         self.dir
     }
 }
