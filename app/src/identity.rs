@@ -71,7 +71,8 @@ impl Default for Unlocked {
     }
 }
 
-fn short_id(hex: &str) -> String {
+/// The first 16 hex digits of an id, in groups of 4: enough for a person to tell ids apart.
+pub(crate) fn short_id(hex: &str) -> String {
     hex.as_bytes()
         .chunks(4)
         .take(4)

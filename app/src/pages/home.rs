@@ -29,7 +29,7 @@ use protocol::crypto::{PartyKeys, Role, SymmetricKey, SymmetricPurpose};
 use protocol::pairing::PairingCode;
 
 use crate::Nodes;
-use crate::identity::{IdentityVault, Unlocked};
+use crate::identity::{IdentityVault, Unlocked, short_id};
 use crate::wallet::book::Book;
 use crate::wallet::household::{self, HouseholdDevice, WalletError};
 use crate::wallet::overview::{GrantRow, GrantState, Overview, group_thousands, overview};
@@ -355,7 +355,7 @@ fn Devices(session: StoredValue<SharedSession, LocalStorage>, ui: Ui) -> impl In
                     let removed = device.state != "paired";
                     view! {
                         <li class="device" data-device-id=device.id.clone() data-state=device.state>
-                            <p><strong>"Meter reader " <span class="mono">{short(&device.id)}</span></strong>
+                            <p><strong>"Meter reader " <span class="mono">{short_id(&device.id)}</span></strong>
                                " — " <span class="device-state">{device.state}</span></p>
                             <dl class="facts inline">
                                 <dt>"Paired"</dt><dd>{format_utc(device.paired_at)}</dd>
@@ -396,7 +396,7 @@ async fn pair_device(
     let progress = move |step: &'static str| ui.pair_status.set(Some((step.to_owned(), "")));
     let paired = household::pair(&client, &wallet, code, progress).await?;
     let device = HouseholdDevice::from_pairing(paired, unix_now());
-    let short_id = short(&device.id_hex());
+    let short_id = crate::identity::short_id(&device.id_hex());
     let owner = device.owner.id();
     let pairing_id = device.pairing_id;
     let index = {
@@ -690,7 +690,7 @@ fn RequestView(
                 <div class="field">
                     <label for="request-device">"Which device"</label>
                     <select id="request-device" on:change=move |ev| chosen_device.set(Some(event_target_value(&ev)))>
-                        {devices().into_iter().map(|id| view! { <option value=id.clone()>"Meter reader " {short(&id)}</option> }).collect_view()}
+                        {devices().into_iter().map(|id| view! { <option value=id.clone()>"Meter reader " {short_id(&id)}</option> }).collect_view()}
                     </select>
                 </div>
             </Show>
@@ -768,7 +768,7 @@ fn Access(session: StoredValue<SharedSession, LocalStorage>, ui: Ui) -> impl Int
                                 <dt>"What"</dt><dd>{row.what.clone()}</dd>
                                 <dt>"Until"</dt><dd class="grant-end">{format_utc(row.end)}</dd>
                                 <dt>"Delete by"</dt><dd>{format_utc(row.delete_by)}</dd>
-                                <dt>"Device"</dt><dd class="mono">{short(&row.device)}</dd>
+                                <dt>"Device"</dt><dd class="mono">{short_id(&row.device)}</dd>
                             </dl>
                             <Show when=move || can_revoke>
                                 <div class="row">
@@ -849,7 +849,7 @@ fn History(session: StoredValue<SharedSession, LocalStorage>, ui: Ui) -> impl In
                 <div class="field">
                     <label for="history-device">"Device"</label>
                     <select id="history-device" on:change=move |ev| chosen.set(Some(event_target_value(&ev)))>
-                        {move || device_ids().into_iter().map(|id| view! { <option value=id.clone()>"Meter reader " {short(&id)}</option> }).collect_view()}
+                        {move || device_ids().into_iter().map(|id| view! { <option value=id.clone()>"Meter reader " {short_id(&id)}</option> }).collect_view()}
                     </select>
                 </div>
             </Show>
@@ -897,14 +897,4 @@ fn download(name: &str, text: &str) -> Result<(), String> {
         let _ = web_sys::Url::revoke_object_url(&url);
     });
     Ok(())
-}
-
-/// The first 16 hex digits of an id, in groups of 4.
-fn short(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(4)
-        .take(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
